@@ -1,0 +1,70 @@
+"""End-to-end runs of the real DVC stages on tiny params, in temporary git repositories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from tests.pipeline_repo import make_pipeline_repo, run, stages_run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def test_phantom_and_prepare_repro(tmp_path: Path) -> None:
+    repo = make_pipeline_repo(tmp_path / "repo")
+    first = run(["dvc", "repro", "prepare"], repo)
+    assert stages_run(first.stdout) == {"phantom", "prepare"}
+    assert len(list((repo / "data/raw/phantom/dicom-images-train").rglob("*.dcm"))) == 16
+    assert (repo / "data/raw/phantom/train-rle.csv").read_text().startswith("ImageId, EncodedPixels")
+    images = np.load(repo / "data/prepared/images.npy")
+    assert images.shape[1:] == (32, 32) and images.dtype == np.uint8
+    data_metrics = json.loads((repo / "metrics/data.json").read_text())
+    assert data_metrics["kept"] == len(images)
+
+    # A second repro does nothing.
+    second = run(["dvc", "repro", "prepare"], repo)
+    assert stages_run(second.stdout) == set()
+
+    # Changing data.image_size reruns prepare, not phantom.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"]["image_size"] = 64
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    third = run(["dvc", "repro", "prepare"], repo)
+    assert stages_run(third.stdout) == {"prepare"}
+    assert np.load(repo / "data/prepared/images.npy").shape[1:] == (64, 64)
+
+
+def test_whole_pipeline_then_lambda_l1_experiment(tmp_path: Path) -> None:
+    repo = make_pipeline_repo(tmp_path / "repo")
+    first = run(["dvc", "repro"], repo)
+    ran = stages_run(first.stdout)
+    assert {"phantom", "prepare", "train_gan@4-pix2pix", "train_gan@4-dfgan", "report"} <= ran
+    assert {"seg_real@4-none", "seg_synth@4-dfgan2x-classic"} <= ran
+
+    table1 = (repo / "metrics/report/table1.md").read_text()
+    assert "pix2pix" in table1.lower() and "df-gan" in table1.lower()
+    seg = json.loads((repo / "metrics/seg/4/real+dfgan2x-none.json").read_text())
+    assert 0.0 <= seg["dice_mean"] <= 1.0 and len(seg["dice_per_seed"]) == 2
+    synth = np.load(repo / "data/synthetic/4/dfgan/synthetic.npz")
+    assert synth["images"].shape == synth["flipped_images"].shape == (4, 32, 32)
+
+    assert stages_run(run(["dvc", "repro"], repo).stdout) == set()
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline results"], repo)
+
+    exp = run(["dvc", "exp", "run", "-S", "gan.lambda_l1=50"], repo)
+    reran = stages_run(exp.stdout)
+    gan_dependent = {
+        "train_gan@4-pix2pix", "train_gan@4-dfgan", "synthesize@4-pix2pix", "synthesize@4-dfgan",
+        "seg_synth@4-pix2pix-none", "seg_synth@4-pix2pix-classic",
+        "seg_synth@4-dfgan2x-none", "seg_synth@4-dfgan2x-classic", "report",
+    }
+    assert reran == gan_dependent
+    shown = run(["dvc", "exp", "show", "--md", "--no-pager"], repo).stdout
+    assert "gan.lambda_l1" in shown or "lambda_l1" in shown
+    diff = run(["dvc", "metrics", "diff", "HEAD", "--all", "--md"], repo).stdout
+    assert "dice_mean" in diff
