@@ -1,0 +1,46 @@
+"""DVC stage ``prepare``: SIIM-ACR tree (``data.raw_dir``) -> ``data/prepared/`` and ``metrics/data.json``.
+
+Run from the repository root: ``python -m stages.prepare [--params params.yaml]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from dfgan.config import load_params, section
+from dfgan.prepare import prepare_dataset
+
+OUT_DIR = Path("data/prepared")
+METRICS = Path("metrics/data.json")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    cfg = section(params, "data")
+    shutil.rmtree(OUT_DIR, ignore_errors=True)  # no stale files (DVC removes outputs before a run as well)
+    metrics = prepare_dataset(
+        cfg["raw_dir"],
+        OUT_DIR,
+        METRICS,
+        dicom_glob=cfg["dicom_glob"],
+        rle_csv=cfg["rle_csv"],
+        image_size=int(cfg["image_size"]),
+        test_size=int(cfg["test_size"]),
+        sizes=[int(s) for s in params["sizes"]],
+        seed=int(cfg["seed"]),
+        workers=int(cfg["workers"]),
+        missing_dicom=str(cfg["missing_dicom"]),
+        mask_threshold=float(cfg.get("mask_threshold", 0.25)),
+        rle_mode=str(cfg.get("rle_mode", "auto")),
+    )
+    print(json.dumps({k: v for k, v in metrics.items() if k != "missing_dicom_ids"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
