@@ -1,0 +1,389 @@
+"""The report: Tables 1 and 2, Figures 3 and 4, and Dice vs training size, from the segmentation metrics.
+
+Inputs are listed from params (sizes x ['real'] + seg.synthetic_conditions x augs), never globbed, so a shrunk
+``sizes`` leaves no stale rows and a missing run is an error naming its file. The paper's numbers (SIIM-ACR,
+256x256) are shown beside ours, labelled as the paper's, wherever the paper has that training size.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from dfgan import paper_results
+from dfgan.imaging import outline, save_grid
+from dfgan.paper_results import PAPER_LABEL, PaperDice
+from dfgan.prepared import load_prepared
+from dfgan.segmentation import REAL, parse_condition, run_label
+from dfgan.synthetic_data import load_synthetic
+
+AUGS = ("none", "classic")
+AUG_TITLES = {"none": "no", "classic": "yes"}  # the paper's "Classic Aug." column
+VARIANT_TITLES = {"pix2pix": "Pix2Pix", "dfgan": "DF-GAN"}
+TABLE1_VARIANTS = ("pix2pix", "dfgan")
+TABLE2_VARIANT = "dfgan"
+NOT_RUN = "not run"
+
+RunKey = tuple[int, str, str]  # (size, condition, aug)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def all_conditions(conditions: Sequence[str]) -> list[str]:
+    """'real' first, then the synthetic conditions in params order, without duplicates."""
+    return list(dict.fromkeys([REAL, *conditions]))
+
+
+def metrics_file(seg_metrics_dir: str | Path, size: int, condition: str, aug: str) -> Path:
+    return Path(seg_metrics_dir) / str(size) / f"{run_label(condition, aug)}.json"
+
+
+def load_seg_metrics(
+    seg_metrics_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]
+) -> dict[RunKey, dict]:
+    """Every expected metrics JSON; raises FileNotFoundError naming each missing one."""
+    expected = {
+        (int(size), condition, aug): metrics_file(seg_metrics_dir, size, condition, aug)
+        for size in sizes
+        for condition in all_conditions(conditions)
+        for aug in AUGS
+    }
+    missing = [str(path) for path in expected.values() if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"segmentation metrics missing (run the seg stages first): {', '.join(missing)}")
+    return {key: json.loads(path.read_text()) for key, path in expected.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Numbers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def dice_of(results: dict[RunKey, dict], size: int, condition: str, aug: str) -> dict[str, float] | None:
+    run = results.get((size, condition, aug))
+    return None if run is None else {"mean": float(run["dice_mean"]), "sem": float(run["dice_sem"])}
+
+
+def paper_dice(value: PaperDice) -> dict[str, float]:
+    return {"mean": value.mean, "sem": value.sem}
+
+
+def relative_improvement(real: float, synthetic: float) -> float:
+    """(R+S - R) / R; NaN when the real Dice is 0 (no baseline to be relative to)."""
+    return (synthetic - real) / real if real > 0 else float("nan")
+
+
+def table1(results: dict[RunKey, dict], sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Rows (size, aug): R, R+S Pix2Pix, R+S DF-GAN (None = not run), and the paper's R and R+S where it has them."""
+    rows = []
+    for size in sizes:
+        for aug in AUGS:
+            paper = paper_results.paper_table1(aug, size)
+            rows.append(
+                {
+                    "size": int(size),
+                    "aug": aug,
+                    "classic_aug": AUG_TITLES[aug],
+                    "real": dice_of(results, size, REAL, aug),
+                    **{variant: dice_of(results, size, variant, aug) for variant in TABLE1_VARIANTS},
+                    "paper": None if paper is None else {"real": paper_dice(paper[0]), "dfgan": paper_dice(paper[1])},
+                }
+            )
+    return rows
+
+
+def table2(results: dict[RunKey, dict], sizes: Sequence[int]) -> list[dict[str, Any]]:
+    """Rows (size, aug): R, R+S, R+2S for DF-GAN (None = not run)."""
+    return [
+        {
+            "size": int(size),
+            "aug": aug,
+            "classic_aug": AUG_TITLES[aug],
+            "real": dice_of(results, size, REAL, aug),
+            "synthetic": dice_of(results, size, TABLE2_VARIANT, aug),
+            "synthetic2x": dice_of(results, size, f"{TABLE2_VARIANT}2x", aug),
+        }
+        for size in sizes
+        for aug in AUGS
+    ]
+
+
+def table2_paper_row() -> dict[str, Any]:
+    real, synthetic, synthetic2x = paper_results.TABLE2
+    return {
+        "size": paper_results.TABLE2_SIZE,
+        "aug": paper_results.TABLE2_AUG,
+        "classic_aug": AUG_TITLES[paper_results.TABLE2_AUG],
+        "real": paper_dice(real),
+        "synthetic": paper_dice(synthetic),
+        "synthetic2x": paper_dice(synthetic2x),
+        "source": PAPER_LABEL,
+    }
+
+
+def dice_vs_size(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> pd.DataFrame:
+    """Wide form for DVC plots: ``size`` and one mean-Dice column per run label (``real-none``, ...)."""
+    columns = {"size": [int(s) for s in sizes]}
+    for aug in AUGS:
+        for condition in all_conditions(conditions):
+            columns[run_label(condition, aug)] = [results[(int(s), condition, aug)]["dice_mean"] for s in sizes]
+    return pd.DataFrame(columns)
+
+
+def improvement(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> pd.DataFrame:
+    """Wide form: ``size`` and one column ``<condition>-<aug>`` of (R+S - R) / R per synthetic condition."""
+    columns = {"size": [int(s) for s in sizes]}
+    for aug in AUGS:
+        for condition in all_conditions(conditions)[1:]:
+            columns[f"{condition}-{aug}"] = [
+                relative_improvement(
+                    results[(int(s), REAL, aug)]["dice_mean"], results[(int(s), condition, aug)]["dice_mean"]
+                )
+                for s in sizes
+            ]
+    return pd.DataFrame(columns)
+
+
+def finite_or_none(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def summary(
+    results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], gains: pd.DataFrame
+) -> dict[str, Any]:
+    """Headline numbers for ``dvc metrics diff``: Dice at the largest size, mean improvement over sizes."""
+    largest = max(int(s) for s in sizes)
+    return {
+        "largest_size": largest,
+        "dice_at_largest_size": {
+            run_label(c, a): results[(largest, c, a)]["dice_mean"] for a in AUGS for c in all_conditions(conditions)
+        },
+        "mean_dice_over_sizes": {
+            run_label(c, a): float(np.mean([results[(int(s), c, a)]["dice_mean"] for s in sizes]))
+            for a in AUGS
+            for c in all_conditions(conditions)
+        },
+        "mean_improvement_over_real": {
+            column: finite_or_none(float(gains[column].mean())) for column in gains.columns if column != "size"
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def fmt(value: dict[str, float] | None) -> str:
+    return NOT_RUN if value is None else f"{value['mean']:.3f} ± {value['sem']:.3f}"
+
+
+def table1_markdown(rows: list[dict[str, Any]]) -> str:
+    header = (
+        "| Size | Classic aug. | R | R + S (Pix2Pix) | R + S (DF-GAN) "
+        f"| {PAPER_LABEL}: R | {PAPER_LABEL}: R + S (DF-GAN) |"
+    )
+    lines = [
+        "# Table 1: segmentation Dice (mean ± standard error over seeds)",
+        "",
+        "R: N real training images; S: N synthetic images from the GAN trained on those N. The paper's columns are "
+        "its published numbers on SIIM-ACR at 256x256, shown only where the paper has that training size.",
+        "",
+        header,
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        paper = row["paper"]
+        lines.append(
+            f"| {row['size']} | {row['classic_aug']} | {fmt(row['real'])} | {fmt(row['pix2pix'])} "
+            f"| {fmt(row['dfgan'])} | {'—' if paper is None else fmt(paper['real'])} "
+            f"| {'—' if paper is None else fmt(paper['dfgan'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def table2_markdown(rows: list[dict[str, Any]], paper_row: dict[str, Any]) -> str:
+    lines = [
+        "# Table 2: more synthetic data (DF-GAN), Dice mean ± standard error over seeds",
+        "",
+        "R + 2S adds N more DF-GAN images grown from the horizontally flipped lesions.",
+        "",
+        "| Source | Size | Classic aug. | R | R + S | R + 2S |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| this run | {row['size']} | {row['classic_aug']} | {fmt(row['real'])} | {fmt(row['synthetic'])} "
+            f"| {fmt(row['synthetic2x'])} |"
+        )
+    lines.append(
+        f"| {paper_row['source']} | {paper_row['size']} | {paper_row['classic_aug']} | {fmt(paper_row['real'])} "
+        f"| {fmt(paper_row['synthetic'])} | {fmt(paper_row['synthetic2x'])} |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Figures
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def condition_title(condition: str) -> str:
+    if condition == REAL:
+        return "R"
+    parsed = parse_condition(condition)
+    name = VARIANT_TITLES.get(parsed.variant, parsed.variant)
+    return f"R + {'2S' if parsed.copies == 2 else 'S'} ({name})"
+
+
+def plot_improvement(gains: pd.DataFrame, conditions: Sequence[str], path: Path) -> Path:
+    """Fig. 4: relative improvement vs training size, one panel per augmentation, the paper's DF-GAN dashed."""
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    axes = figure.subplots(1, 2, sharey=True)
+    for ax, aug in zip(axes, AUGS):
+        for condition in all_conditions(conditions)[1:]:
+            ax.plot(gains["size"], 100 * gains[f"{condition}-{aug}"], "o-", label=condition_title(condition))
+        paper = paper_results.paper_improvement(aug)
+        ax.plot(list(paper), [100 * v for v in paper.values()], "k--", label=f"{PAPER_LABEL}: DF-GAN")
+        ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("real training images (N)")
+        ax.set_title(f"classic augmentation: {AUG_TITLES[aug]}")
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("relative Dice improvement over R (%)")
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def plot_dice_vs_size(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], path: Path) -> Path:
+    """Dice ± s.e. vs training size per condition, one panel per augmentation; the paper's R and R+S dashed."""
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    axes = figure.subplots(1, 2, sharey=True)
+    xs = [int(s) for s in sizes]
+    for ax, aug in zip(axes, AUGS):
+        for condition in all_conditions(conditions):
+            runs = [results[(s, condition, aug)] for s in xs]
+            ax.errorbar(
+                xs, [r["dice_mean"] for r in runs], yerr=[r["dice_sem"] for r in runs], marker="o", capsize=3,
+                label=condition_title(condition),
+            )
+        table = paper_results.TABLE1[aug]
+        paper_sizes = sorted(table)
+        ax.plot(paper_sizes, [table[s][0].mean for s in paper_sizes], "--", color="grey", label=f"{PAPER_LABEL}: R")
+        ax.plot(
+            paper_sizes, [table[s][1].mean for s in paper_sizes], "k--", label=f"{PAPER_LABEL}: R + S (DF-GAN)"
+        )
+        ax.set_xscale("log")
+        ax.set_xlabel("real training images (N)")
+        ax.set_title(f"classic augmentation: {AUG_TITLES[aug]}")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test Dice (mean ± s.e. over seeds)")
+    figure.savefig(path, dpi=120)
+    return path
+
+
+def sample_variants(conditions: Sequence[str]) -> list[str]:
+    """GAN variants named by the conditions (``dfgan2x`` -> ``dfgan``), in order, once each."""
+    variants = [parse_condition(c).variant for c in conditions if c != REAL]
+    return list(dict.fromkeys(v for v in variants if v is not None))
+
+
+def pick_evenly(values: np.ndarray, count: int) -> np.ndarray:
+    if len(values) <= count:
+        return values
+    return values[np.linspace(0, len(values) - 1, count).round().astype(int)]
+
+
+def plot_samples(
+    synthetic_root: str | Path,
+    size: int,
+    variants: Sequence[str],
+    prepared_dir: str | Path | None,
+    sample_count: int,
+    path: Path,
+) -> Path:
+    """Fig. 3: rows real | Pix2Pix | DF-GAN, columns the SAME source lesions, each with its mask outlined."""
+    sets = {variant: load_synthetic(synthetic_root, size, variant).plain for variant in variants}
+    prepared = None if prepared_dir is None else load_prepared(prepared_dir)
+    if sets:
+        common = np.array(sorted(set.intersection(*(set(s.source_rows.tolist()) for s in sets.values()))), np.int64)
+    elif prepared is not None:
+        common = np.asarray(prepared.train(size).rows)
+    else:
+        raise ValueError("fig3: no synthetic variant and no prepared data to draw samples from")
+    sources = pick_evenly(common, sample_count)
+    if len(sources) == 0:
+        raise ValueError(f"fig3: the synthetic sets of size {size} share no source lesion")
+
+    rows, labels = [], []
+    if prepared is not None:
+        rows.append([outline(np.asarray(prepared.images[r]), np.asarray(prepared.masks[r])) for r in sources])
+        labels.append("real")
+    for variant, part in sets.items():
+        position = {int(r): i for i, r in enumerate(part.source_rows)}
+        rows.append([outline(part.images[position[int(r)]], part.masks[position[int(r)]]) for r in sources])
+        labels.append(VARIANT_TITLES.get(variant, variant))
+    # Upscale small tiles so that the row labels stay legible beside them.
+    tile = max(rows[0][0].shape[0], 128)
+    return save_grid(rows, path, row_labels=labels, tile=tile)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Entry
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+def build_report(
+    sizes: Sequence[int],
+    conditions: Sequence[str],
+    seg_metrics_dir: str | Path,
+    synthetic_root: str | Path,
+    out_dir: str | Path,
+    prepared_dir: str | Path | None = None,
+    sample_count: int = 6,
+) -> dict[str, Any]:
+    """Write every report file into ``out_dir`` and return the summary.
+
+    ``sizes`` is params ``sizes``; ``conditions`` is ``seg.synthetic_conditions`` ('real' is always added). The
+    samples figure uses the largest size's synthetic sets and, when ``prepared_dir`` is given, the real images.
+    """
+    sizes = sorted(int(s) for s in sizes)
+    if not sizes:
+        raise ValueError("build_report: no sizes")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = load_seg_metrics(seg_metrics_dir, sizes, conditions)
+
+    rows1 = table1(results, sizes)
+    (out / "table1.md").write_text(table1_markdown(rows1))
+    write_json(out / "table1.json", {"sizes": sizes, "rows": rows1, "paper_source": PAPER_LABEL})
+
+    rows2, paper_row = table2(results, sizes), table2_paper_row()
+    (out / "table2.md").write_text(table2_markdown(rows2, paper_row))
+    write_json(out / "table2.json", {"sizes": sizes, "rows": rows2, "paper": paper_row})
+
+    dice_vs_size(results, sizes, conditions).to_csv(out / "dice_vs_size.csv", index=False)
+    gains = improvement(results, sizes, conditions)
+    gains.to_csv(out / "improvement.csv", index=False)
+
+    plot_improvement(gains, conditions, out / "fig4_improvement.png")
+    plot_dice_vs_size(results, sizes, conditions, out / "dice_vs_size.png")
+    plot_samples(synthetic_root, sizes[-1], sample_variants(conditions), prepared_dir, sample_count,
+                 out / "fig3_samples.png")
+
+    headline = summary(results, sizes, conditions, gains)
+    write_json(out / "summary.json", headline)
+    return headline

@@ -1,0 +1,43 @@
+"""DVC stage: U-Net++ for one training size, condition and augmentation setting, over every seed in ``seg.seeds``.
+
+    python -m stages.train_seg --size 16 --condition real --aug none [--params params.yaml]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dfgan.config import load_params, section
+from dfgan.segmentation import run_condition, run_label
+
+PREPARED_DIR = "data/prepared"
+SYNTHETIC_ROOT = "data/synthetic"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, required=True, help="training-set size (one of params 'sizes')")
+    parser.add_argument("--condition", required=True, help="real, or one of seg.synthetic_conditions")
+    parser.add_argument("--aug", required=True, choices=["none", "classic"], help="classic augmentation or none")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+
+    seg = section(load_params(args.params), "seg")
+    label = run_label(args.condition, args.aug)
+    metrics = run_condition(
+        prepared_dir=PREPARED_DIR,
+        synthetic_root=SYNTHETIC_ROOT,
+        size=args.size,
+        condition=args.condition,
+        aug=args.aug,
+        seg_params=seg,
+        metrics_path=f"metrics/seg/{args.size}/{label}.json",
+        per_image_path=f"data/seg/{args.size}/{label}/per_image.csv",
+        live_dir=f"dvclive/seg/{args.size}/{label}",
+    )
+    dice = f"{metrics['dice_mean']:.4f} ± {metrics['dice_sem']:.4f}"
+    print(f"{args.size} {label}: Dice {dice} over {len(metrics['seeds'])} seeds ({metrics['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

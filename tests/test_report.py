@@ -1,0 +1,166 @@
+"""The report on fake segmentation metrics: table layout, paper columns, missing inputs, shrunk sizes, figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from dfgan import paper_results
+from dfgan.prepared import save_prepared
+from dfgan.report import build_report, metrics_file
+from dfgan.segmentation import REAL
+from dfgan.synthetic_data import synthetic_path
+from stages import report as report_stage
+
+S = 32
+CONDITIONS = ["pix2pix", "dfgan", "dfgan2x"]
+# Fake Dice per condition; classic augmentation adds 0.1 to each.
+FAKE_DICE = {REAL: 0.2, "pix2pix": 0.25, "dfgan": 0.3, "dfgan2x": 0.32}
+AUG_BONUS = {"none": 0.0, "classic": 0.1}
+
+
+def write_inputs(root: Path, sizes: Sequence[int], conditions: Sequence[str]) -> dict[str, Path]:
+    """A prepared set with nested subsets of every size, synthetic sets for every size, and fake metrics JSONs."""
+    rng = np.random.default_rng(0)
+    n_test = 4
+    n_rows = max(sizes) + n_test
+    images = rng.integers(0, 256, (n_rows, S, S), dtype=np.uint8)
+    masks = np.zeros((n_rows, S, S), np.uint8)
+    masks[:, 8:20, 10:18] = 1
+    index = pd.DataFrame({"row": range(n_rows), "image_id": [f"id{i}" for i in range(n_rows)]})
+    prepared = root / "prepared"
+    save_prepared(prepared, images, masks, index, np.arange(max(sizes), n_rows), {s: np.arange(s) for s in sizes}, 0)
+
+    synthetic = root / "synthetic"
+    for size in sizes:
+        for variant in ("pix2pix", "dfgan"):
+            rows = np.arange(size, dtype=np.int64)[::-1].copy()
+            path = synthetic_path(synthetic, size, variant)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(
+                path, images=images[rows], masks=masks[rows], source_rows=rows,
+                flipped_images=images[rows][:, :, ::-1], flipped_masks=masks[rows][:, :, ::-1],
+                flipped_source_rows=rows,
+            )
+
+    seg = root / "metrics" / "seg"
+    for size in sizes:
+        for condition in [REAL, *conditions]:
+            for aug in ("none", "classic"):
+                path = metrics_file(seg, size, condition, aug)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                dice = FAKE_DICE[condition] + AUG_BONUS[aug]
+                path.write_text(json.dumps({"dice_mean": dice, "dice_sem": 0.01, "dice_per_seed": [dice] * 3}))
+    return {"prepared": prepared, "synthetic": synthetic, "seg": seg, "out": root / "metrics" / "report"}
+
+
+def run_report(paths: dict[str, Path], sizes: Sequence[int], conditions: Sequence[str]) -> dict:
+    return build_report(sizes, conditions, paths["seg"], paths["synthetic"], paths["out"], paths["prepared"], 4)
+
+
+def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
+    paths = write_inputs(tmp_path, [16, 100], CONDITIONS)
+    summary = run_report(paths, [16, 100], CONDITIONS)
+    out = paths["out"]
+
+    table1 = json.loads((out / "table1.json").read_text())
+    expected_rows = [(16, "no"), (16, "yes"), (100, "no"), (100, "yes")]
+    assert [(r["size"], r["classic_aug"]) for r in table1["rows"]] == expected_rows
+    by_key = {(r["size"], r["aug"]): r for r in table1["rows"]}
+    assert by_key[(16, "none")]["paper"] is None  # the paper has no 16-image column
+    assert by_key[(100, "none")]["paper"]["real"] == {"mean": 0.256, "sem": 0.015}
+    assert by_key[(100, "classic")]["paper"]["dfgan"] == {"mean": 0.382, "sem": 0.008}
+    assert by_key[(100, "classic")]["dfgan"]["mean"] == pytest.approx(0.4)
+    markdown = (out / "table1.md").read_text()
+    assert "Pix2Pix" in markdown and "DF-GAN" in markdown and "SIIM-ACR" in markdown
+    ours, paper = "0.200 ± 0.010 | 0.250 ± 0.010 | 0.300 ± 0.010", "0.256 ± 0.015 | 0.322 ± 0.010"
+    assert f"| 100 | no | {ours} | {paper} |" in markdown
+    assert "| 16 | yes | 0.300 ± 0.010 | 0.350 ± 0.010 | 0.400 ± 0.010 | — | — |" in markdown
+
+    table2 = json.loads((out / "table2.json").read_text())
+    assert len(table2["rows"]) == 4 and table2["rows"][0]["synthetic2x"]["mean"] == pytest.approx(0.32)
+    assert table2["paper"]["synthetic2x"] == {"mean": 0.39, "sem": 0.011}
+    assert "0.390 ± 0.011" in (out / "table2.md").read_text()
+
+    curve = pd.read_csv(out / "dice_vs_size.csv")
+    plotted = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["plots"][0]
+    assert list(curve.columns) == ["size"] + plotted["Dice vs training size"]["y"]["metrics/report/dice_vs_size.csv"]
+    assert curve["size"].tolist() == [16, 100]
+
+    gains = pd.read_csv(out / "improvement.csv")
+    assert list(gains.columns) == ["size"] + [f"{c}-{a}" for a in ("none", "classic") for c in CONDITIONS]
+    assert gains["dfgan-none"].tolist() == pytest.approx([0.5, 0.5])  # (0.3 - 0.2) / 0.2
+    assert gains["pix2pix-classic"].tolist() == pytest.approx([0.05 / 0.3] * 2)
+
+    assert summary == json.loads((out / "summary.json").read_text())
+    assert summary["largest_size"] == 100
+    assert summary["dice_at_largest_size"]["real+dfgan-none"] == pytest.approx(0.3)
+    assert summary["mean_improvement_over_real"]["dfgan-none"] == pytest.approx(0.5)
+
+    for name in ("fig4_improvement.png", "dice_vs_size.png"):
+        assert cv2.imread(str(out / name)) is not None, name
+    samples = cv2.imread(str(out / "fig3_samples.png"))
+    assert samples.shape[0] == 3 * (128 + 2)  # rows: real | Pix2Pix | DF-GAN, tiles upscaled to 128
+
+
+def test_missing_metrics_file_is_named(tmp_path: Path) -> None:
+    paths = write_inputs(tmp_path, [16], CONDITIONS)
+    missing = metrics_file(paths["seg"], 16, "dfgan", "classic")
+    missing.unlink()
+    with pytest.raises(FileNotFoundError, match=r"real\+dfgan-classic\.json"):
+        run_report(paths, [16], CONDITIONS)
+
+
+def test_shrunk_sizes_leave_no_stale_rows(tmp_path: Path) -> None:
+    paths = write_inputs(tmp_path, [16, 32], CONDITIONS)
+    run_report(paths, [16, 32], CONDITIONS)
+    run_report(paths, [16], CONDITIONS)  # the size-32 metrics are still on disk, but no longer in params
+    out = paths["out"]
+    assert json.loads((out / "table1.json").read_text())["sizes"] == [16]
+    assert "| 32 |" not in (out / "table1.md").read_text()
+    assert "| 32 |" not in (out / "table2.md").read_text()
+    assert pd.read_csv(out / "dice_vs_size.csv")["size"].tolist() == [16]
+    assert pd.read_csv(out / "improvement.csv")["size"].tolist() == [16]
+    assert json.loads((out / "summary.json").read_text())["largest_size"] == 16
+
+
+def test_conditions_not_run_are_marked_not_invented(tmp_path: Path) -> None:
+    conditions = ["pix2pix", "dfgan2x"]  # the e2e test's tiny profile: no plain DF-GAN run
+    paths = write_inputs(tmp_path, [16], conditions)
+    run_report(paths, [16], conditions)
+    out = paths["out"]
+    assert "| 16 | no | 0.200 ± 0.010 | 0.250 ± 0.010 | not run |" in (out / "table1.md").read_text()
+    assert "| this run | 16 | no | 0.200 ± 0.010 | not run | 0.320 ± 0.010 |" in (out / "table2.md").read_text()
+    assert list(pd.read_csv(out / "improvement.csv").columns) == [
+        "size", "pix2pix-none", "dfgan2x-none", "pix2pix-classic", "dfgan2x-classic",
+    ]
+
+
+def test_paper_numbers_and_improvement_ratios() -> None:
+    assert paper_results.PAPER_SIZES == (50, 100, 250, 500, 1000, 2000)
+    assert paper_results.paper_table1("none", 2000)[1].mean == 0.504
+    assert paper_results.paper_table1("classic", 16) is None
+    assert paper_results.paper_improvement("none")[50] == pytest.approx((0.28 - 0.232) / 0.232)
+    assert paper_results.paper_improvement("none")[250] < 0  # the paper's one clear loss, kept as published
+
+
+def test_report_stage_reads_params_and_writes_metrics_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = tmp_path / "data"
+    paths = write_inputs(data, [16], ["dfgan"])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "metrics").mkdir()
+    (data / "metrics" / "seg").rename(tmp_path / "metrics" / "seg")
+    (tmp_path / "params.yaml").write_text(
+        yaml.safe_dump({"sizes": [16], "seg": {"synthetic_conditions": ["dfgan"]}, "report": {"sample_count": 2}})
+    )
+    assert paths["prepared"] == tmp_path / "data" / "prepared" and paths["synthetic"] == tmp_path / "data" / "synthetic"
+    report_stage.main(["--params", "params.yaml"])
+    assert json.loads((tmp_path / "metrics/report/summary.json").read_text())["largest_size"] == 16
+    assert (tmp_path / "metrics/report/fig3_samples.png").is_file()
