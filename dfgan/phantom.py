@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from dfgan.dicom_io import read_dicom, write_dicom
 from dfgan.imaging import outline, save_grid
-from dfgan.prepare import find_dicoms, read_rle_table
+from dfgan.siim import find_dicoms, read_rle_table
 from dfgan.rle import decode_union, rle_encode
 from dfgan.runtime import progress_disabled
 
