@@ -1,0 +1,672 @@
+"""Paired training of the pix2pix baseline and DF-GAN (pix2pix + FID loss), Sections 2.1-2.2 and Algorithm 1.
+
+Pairs: the input x is the disease area (the real image inside its mask, -1 = black elsewhere; optionally the mask
+as a second channel); the target y is the whole real image. Each step updates D on (x, y) vs (x, G(x)) and then G on
+
+    L_G = L_GAN + lambda_l1 * L1(G(x), y) + lambda_fid * FID(Inception(G(x)), real training statistics).
+
+``gan.fid_mode``: ``differentiable`` sends the FID gradient into G; ``detached`` adds the batch FID as a constant
+(what Algorithm 1's FID of a folder of saved images amounts to: a logged value, no gradient). The ``pix2pix``
+variant has lambda_fid = 0 and skips Inception in the steps.
+
+Runs resume from a checkpoint (kept outside the stage's outputs) only when its fingerprint - the training config,
+the training images and the real statistics - matches; a resumed run ends with exactly the weights of an
+uninterrupted one (per-epoch batch order and jitter come from a generator seeded by (seed, epoch), and the global
+RNG that drives dropout is saved).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from dfgan.fid import FIDLoss, frechet_distance, load_stats, train_stats_path
+from dfgan.imaging import outline, save_grid, uint8_to_unit, unit_to_uint8
+from dfgan.inception import load_inception
+from dfgan.networks import GANLoss, build_discriminator, build_generator, set_requires_grad, unet_depth
+from dfgan.prepared import ImageSet, load_prepared
+from dfgan.runtime import progress_disabled, resolve_device, seed_everything
+
+VARIANTS = ("pix2pix", "dfgan")
+FID_MODES = ("differentiable", "detached")
+CHECKPOINT_FORMAT = 1
+GENERATOR_FILE = "generator.pt"
+GENERATOR_SPEC_FILE = "generator.json"
+SAMPLES_FILE = "samples.png"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclass(frozen=True)
+class GanSettings:
+    """Everything that shapes a training run: the ``gan`` section plus the image size and the variant."""
+
+    variant: str
+    image_size: int
+    ngf: int
+    ndf: int
+    n_layers_d: int
+    norm: str
+    dropout: float
+    init_gain: float
+    mask_channel: bool
+    jitter_flip: bool
+    jitter_load_scale: float
+    gan_mode: str
+    lambda_l1: float
+    lambda_fid: float
+    fid_mode: str
+    eigen_floor: float
+    lr: float
+    beta1: float
+    beta2: float
+    batch_size: int
+    n_epochs: int
+    n_epochs_decay: int
+    checkpoint_every: int
+    fid_eval_every: int
+    eval_train_mode: bool
+    amp: bool
+    amp_dtype: str
+    device: str
+    seed: int
+    sample_count: int
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], variant: str) -> "GanSettings":
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant '{variant}' (expected one of {VARIANTS})")
+        gan = params["gan"]
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in ("variant", "image_size", "eigen_floor")
+                   and f.name not in gan]
+        if missing:
+            raise KeyError(f"params.yaml: gan section lacks {missing}")
+        if gan["fid_mode"] not in FID_MODES:
+            raise ValueError(f"gan.fid_mode must be one of {FID_MODES}, got '{gan['fid_mode']}'")
+        values = {f.name: gan[f.name] for f in dataclasses.fields(cls) if f.name in gan}
+        values.update(
+            variant=variant,
+            image_size=int(params["data"]["image_size"]),
+            eigen_floor=float(params["fid"]["eigen_floor"]),
+            # The baseline: pix2pix has no FID term whatever gan.lambda_fid says.
+            lambda_fid=0.0 if variant == "pix2pix" else float(gan["lambda_fid"]),
+        )
+        return cls(**values)
+
+    @property
+    def in_channels(self) -> int:
+        return 2 if self.mask_channel else 1
+
+    @property
+    def total_epochs(self) -> int:
+        return self.n_epochs + self.n_epochs_decay
+
+    @property
+    def uses_fid_loss(self) -> bool:
+        return self.lambda_fid > 0
+
+    def is_eval_epoch(self, epoch: int) -> bool:
+        return epoch % self.fid_eval_every == 0 or epoch == self.total_epochs
+
+    def is_checkpoint_epoch(self, epoch: int) -> bool:
+        return epoch % self.checkpoint_every == 0 or epoch == self.total_epochs
+
+    def generator_spec(self) -> dict[str, Any]:
+        """What :func:`load_generator` needs to rebuild G."""
+        return {
+            "image_size": self.image_size,
+            "num_downs": unet_depth(self.image_size),
+            "in_channels": self.in_channels,
+            "out_channels": 1,
+            "ngf": self.ngf,
+            "norm": self.norm,
+            "dropout": self.dropout,
+            "mask_channel": self.mask_channel,
+        }
+
+
+def linear_decay(n_epochs: int, n_epochs_decay: int) -> Callable[[int], float]:
+    """The official pix2pix rule: constant for n_epochs, then linear decay towards zero over n_epochs_decay."""
+
+    def factor(epoch: int) -> float:
+        return 1.0 - max(0, epoch + 1 - n_epochs) / float(n_epochs_decay + 1)
+
+    return factor
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Paired data
+
+
+def make_inputs(targets: torch.Tensor, masks: torch.Tensor, mask_channel: bool) -> torch.Tensor:
+    """The generator's input: the real pixels inside the mask, -1 (black) elsewhere; plus the mask in [-1, 1]."""
+    disease_area = torch.where(masks > 0.5, targets, torch.full_like(targets, -1.0))
+    if mask_channel:
+        return torch.cat([disease_area, masks * 2.0 - 1.0], dim=1)
+    return disease_area
+
+
+def make_pairs(
+    images: np.ndarray, masks: np.ndarray, mask_channel: bool, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images and {0,1} masks (n, S, S) -> inputs x (n, C, S, S) and targets y (n, 1, S, S) in [-1, 1]."""
+    targets, mask = unit_targets_and_masks(images, masks, device)
+    return make_inputs(targets, mask, mask_channel), targets
+
+
+def unit_targets_and_masks(
+    images: np.ndarray, masks: np.ndarray, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 (n, S, S) -> (n, 1, S, S) tensors on ``device``: images in [-1, 1], masks in {0., 1.}."""
+    targets = uint8_to_unit(np.asarray(images)).to(device)
+    mask = torch.from_numpy(np.ascontiguousarray(masks)).float().unsqueeze(1).to(device)
+    return targets, mask
+
+
+def paired_jitter(
+    targets: torch.Tensor, masks: torch.Tensor, load_scale: float, flip: bool, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official paired augmentation: resize to load_scale x S, random crop back to S, random horizontal flip.
+
+    Image and mask get the same crop and flip; the input is built afterwards from the jittered pair, so it stays
+    exactly the real pixels inside the (jittered) mask.
+    """
+    n, _, size, _ = targets.shape
+    # Draw every random number whether or not it is used, so the stream does not depend on the settings' branches.
+    offsets = torch.randint(0, 1 << 30, (n, 2), generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    load = int(round(size * load_scale))
+    if load > size:
+        targets = F.interpolate(targets, size=(load, load), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
+        masks = F.interpolate(masks, size=(load, load), mode="nearest")
+        corners = (offsets % (load - size + 1)).tolist()
+        targets = torch.stack([targets[i, :, oy : oy + size, ox : ox + size] for i, (oy, ox) in enumerate(corners)])
+        masks = torch.stack([masks[i, :, oy : oy + size, ox : ox + size] for i, (oy, ox) in enumerate(corners)])
+    if flip:
+        flip_mask = flips.to(targets.device).view(n, 1, 1, 1)
+        targets = torch.where(flip_mask, targets.flip(-1), targets)
+        masks = torch.where(flip_mask, masks.flip(-1), masks)
+    return targets, masks
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A CPU generator for one epoch's batch order and jitter, seeded by (seed, epoch) so a resume replays it."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    for start in range(0, n, batch_size):
+        yield order[start : start + batch_size]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Models, optimisers and the training step
+
+
+@dataclass
+class GanModels:
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    sched_G: torch.optim.lr_scheduler.LambdaLR
+    sched_D: torch.optim.lr_scheduler.LambdaLR
+    scaler_G: torch.amp.GradScaler
+    scaler_D: torch.amp.GradScaler
+    gan_loss: GANLoss
+
+
+def build_models(s: GanSettings, device: torch.device) -> GanModels:
+    """G, D, their Adam optimisers, linear-decay schedulers and (fp16 only) gradient scalers."""
+    generator = build_generator(s.image_size, s.in_channels, s.ngf, 1, s.norm, s.dropout, s.init_gain).to(device)
+    discriminator = build_discriminator(s.in_channels + 1, s.ndf, s.n_layers_d, s.norm, s.init_gain).to(device)
+    opt_G = torch.optim.Adam(generator.parameters(), lr=s.lr, betas=(s.beta1, s.beta2))
+    opt_D = torch.optim.Adam(discriminator.parameters(), lr=s.lr, betas=(s.beta1, s.beta2))
+    decay = linear_decay(s.n_epochs, s.n_epochs_decay)
+    scaling = autocast_dtype(s, device) == torch.float16  # bf16 has fp32's range: no loss scaling needed
+    return GanModels(
+        generator,
+        discriminator,
+        opt_G,
+        opt_D,
+        torch.optim.lr_scheduler.LambdaLR(opt_G, decay),
+        torch.optim.lr_scheduler.LambdaLR(opt_D, decay),
+        torch.amp.GradScaler(device.type, enabled=scaling),
+        torch.amp.GradScaler(device.type, enabled=scaling),
+        GANLoss(s.gan_mode).to(device),
+    )
+
+
+def autocast_dtype(s: GanSettings, device: torch.device) -> torch.dtype | None:
+    """The mixed-precision dtype, or None: AMP only when asked for and on CUDA."""
+    if not (s.amp and device.type == "cuda"):
+        return None
+    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+    if s.amp_dtype not in dtypes:
+        raise ValueError(f"gan.amp_dtype must be one of {sorted(dtypes)}, got '{s.amp_dtype}'")
+    return dtypes[s.amp_dtype]
+
+
+def autocast_context(s: GanSettings, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    dtype = autocast_dtype(s, device)
+    if dtype is None:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+
+
+class FidTerm:
+    """The FID loss of a generated batch: Inception features -> Fréchet distance to the real training statistics."""
+
+    def __init__(self, extractor: nn.Module, fid_loss: FIDLoss) -> None:
+        self.extractor = extractor
+        self.fid_loss = fid_loss
+
+    def __call__(self, fake: torch.Tensor, differentiable: bool) -> torch.Tensor:
+        if differentiable:
+            return self.fid_loss(self.extractor(fake))
+        with torch.no_grad():
+            return self.fid_loss(self.extractor(fake.detach()))
+
+
+def train_step(
+    models: GanModels,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    s: GanSettings,
+    fid_term: FidTerm | None,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    monitor_fid: bool = False,
+) -> dict[str, float]:
+    """One pix2pix iteration (D, then G) with the optional FID term; returns the losses as floats.
+
+    ``monitor_fid`` computes the batch FID as a value only (used for the baseline at evaluation epochs).
+    """
+    G, D, gan_loss = models.generator, models.discriminator, models.gan_loss
+    with autocast():
+        fake = G(x)
+
+    # D: real pairs -> real, (x, G(x)) with G detached -> fake; halved, as in pix2pix, to slow D relative to G.
+    set_requires_grad(D, True)
+    models.opt_D.zero_grad(set_to_none=True)
+    with autocast():
+        loss_D_fake = gan_loss(D(torch.cat([x, fake.detach()], 1)), False)
+        loss_D_real = gan_loss(D(torch.cat([x, y], 1)), True)
+        loss_D = 0.5 * (loss_D_fake + loss_D_real)
+    models.scaler_D.scale(loss_D).backward()
+    models.scaler_D.step(models.opt_D)
+    models.scaler_D.update()
+
+    # G: fool the (just updated) D, stay close to y in L1, and (DF-GAN) fit the real feature distribution.
+    set_requires_grad(D, False)
+    models.opt_G.zero_grad(set_to_none=True)
+    with autocast():
+        loss_G_GAN = gan_loss(D(torch.cat([x, fake], 1)), True)
+    loss_G_L1 = F.l1_loss(fake.float(), y.float())
+    loss_G = loss_G_GAN + s.lambda_l1 * loss_G_L1
+    loss_FID: torch.Tensor | None = None
+    if fid_term is not None and len(fake) >= 2 and (s.uses_fid_loss or monitor_fid):
+        differentiable = s.uses_fid_loss and s.fid_mode == "differentiable"
+        loss_FID = fid_term(fake, differentiable)
+        if s.uses_fid_loss:
+            loss_G = loss_G + s.lambda_fid * loss_FID.float()
+    models.scaler_G.scale(loss_G).backward()
+    models.scaler_G.step(models.opt_G)
+    models.scaler_G.update()
+    set_requires_grad(D, True)
+
+    losses = {
+        "loss_D": loss_D.item(),
+        "loss_G_GAN": loss_G_GAN.item(),
+        "loss_G_L1": loss_G_L1.item(),
+        "loss_G": loss_G.item(),
+    }
+    if loss_FID is not None:
+        losses["loss_FID"] = loss_FID.item()
+    return losses
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Generation (also used by the synthesis stage)
+
+
+@contextlib.contextmanager
+def preserved_state(net: nn.Module, device: torch.device) -> Iterator[None]:
+    """Run G without side effects: buffers (BatchNorm running stats), mode and the global RNG are restored."""
+    buffers = {name: b.detach().clone() for name, b in net.named_buffers()}
+    was_training = net.training
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, b in net.named_buffers():
+                    b.copy_(buffers[name])
+            net.train(was_training)
+
+
+def generate(
+    generator: nn.Module, inputs: torch.Tensor, batch_size: int, train_mode: bool, device: torch.device
+) -> torch.Tensor:
+    """G(inputs) batch by batch, in train mode (official pix2pix test: dropout as noise, batch statistics) or eval."""
+    generator.train(train_mode)
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch_size):
+            outputs.append(generator(inputs[start : start + batch_size].to(device)).float().cpu())
+    return torch.cat(outputs)
+
+
+def evaluate_fid(
+    models: GanModels,
+    inputs: torch.Tensor,
+    extractor: nn.Module,
+    real_mu: np.ndarray,
+    real_sigma: np.ndarray,
+    s: GanSettings,
+    device: torch.device,
+) -> float:
+    """Full-set FID of G(all training inputs) against the real training statistics, leaving training untouched."""
+    with preserved_state(models.generator, device):
+        fake = generate(models.generator, inputs, s.batch_size, s.eval_train_mode, device)
+    with torch.no_grad():
+        features = torch.cat(
+            [extractor(fake[i : i + s.batch_size].to(device)).cpu() for i in range(0, len(fake), s.batch_size)]
+        )
+    return frechet_distance(real_mu, real_sigma, features.double(), s.eigen_floor)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run_fingerprint(s: GanSettings, size: int, data: ImageSet, stats_path: Path) -> str:
+    """Hash of the training config, the training rows and pixels, and the real-statistics file."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"settings": dataclasses.asdict(s), "size": size}, sort_keys=True).encode())
+    digest.update(np.ascontiguousarray(data.rows, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(data.images).tobytes())
+    digest.update(np.ascontiguousarray(data.masks).tobytes())
+    digest.update(sha256_file(stats_path).encode())
+    return digest.hexdigest()
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomic write: a kill during the save leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The checkpoint at ``path`` if it belongs to this exact run, else None (and the run starts fresh)."""
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a foreign or damaged file: never fatal, just not resumable
+        print(f"[train_gan] ignoring unreadable checkpoint {path}: {error}")
+        return None
+    if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
+        print(f"[train_gan] checkpoint {path} is from another configuration: starting fresh")
+        return None
+    return state
+
+
+def checkpoint_state(
+    models: GanModels, fingerprint: str, epoch: int, steps: int, seconds: float, history: list[dict[str, float]],
+    device: torch.device,
+) -> dict[str, Any]:
+    """Plain tensors, dicts and lists only, so that ``torch.load(weights_only=True)`` reads it."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "steps": steps,
+        "seconds": seconds,
+        "history": history,
+        "generator": models.generator.state_dict(),
+        "discriminator": models.discriminator.state_dict(),
+        "opt_G": models.opt_G.state_dict(),
+        "opt_D": models.opt_D.state_dict(),
+        "sched_G": models.sched_G.state_dict(),
+        "sched_D": models.sched_D.state_dict(),
+        "scaler_G": models.scaler_G.state_dict(),
+        "scaler_D": models.scaler_D.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
+    }
+
+
+def restore_checkpoint(models: GanModels, state: dict[str, Any], device: torch.device) -> None:
+    models.generator.load_state_dict(state["generator"])
+    models.discriminator.load_state_dict(state["discriminator"])
+    models.opt_G.load_state_dict(state["opt_G"])
+    models.opt_D.load_state_dict(state["opt_D"])
+    models.sched_G.load_state_dict(state["sched_G"])
+    models.sched_D.load_state_dict(state["sched_D"])
+    for scaler, key in ((models.scaler_G, "scaler_G"), (models.scaler_D, "scaler_D")):
+        if state[key]:  # empty when the saving run had no fp16 scaling (e.g. it ran on a CPU)
+            scaler.load_state_dict(state[key])
+    torch.set_rng_state(state["rng_cpu"])
+    if device.type == "cuda" and state["rng_cuda"].numel() > 0:
+        torch.cuda.set_rng_state(state["rng_cuda"], device)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Outputs
+
+
+def save_generator(generator: nn.Module, spec: dict[str, Any], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.detach().cpu() for k, v in generator.state_dict().items()}, out_dir / GENERATOR_FILE)
+    (out_dir / GENERATOR_SPEC_FILE).write_text(json.dumps(spec, indent=1) + "\n")
+
+
+def load_generator(model_dir: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild G from ``generator.json`` and load ``generator.pt`` (weights only)."""
+    model_dir = Path(model_dir)
+    for name in (GENERATOR_FILE, GENERATOR_SPEC_FILE):
+        if not (model_dir / name).is_file():
+            raise FileNotFoundError(f"{model_dir / name} is missing: run the 'train_gan' stage first")
+    spec = json.loads((model_dir / GENERATOR_SPEC_FILE).read_text())
+    generator = build_generator(
+        spec["image_size"], spec["in_channels"], spec["ngf"], spec["out_channels"], spec["norm"], spec["dropout"]
+    )
+    generator.load_state_dict(torch.load(model_dir / GENERATOR_FILE, map_location="cpu", weights_only=True))
+    return generator.to(device), spec
+
+
+def save_samples(
+    models: GanModels, data: ImageSet, s: GanSettings, device: torch.device, path: Path
+) -> None:
+    """Rows: input (disease area) / generated / real, each with the mask's outline where it helps."""
+    count = min(s.sample_count, len(data))
+    inputs, _ = make_pairs(data.images[:count], data.masks[:count], s.mask_channel, device)
+    with preserved_state(models.generator, device):
+        fake = unit_to_uint8(generate(models.generator, inputs, s.batch_size, s.eval_train_mode, device))
+    disease = unit_to_uint8(inputs[:, :1])
+    rows = [
+        [disease[i] for i in range(count)],
+        [outline(fake[i], data.masks[i]) for i in range(count)],
+        [outline(np.asarray(data.images[i]), data.masks[i]) for i in range(count)],
+    ]
+    save_grid(rows, path, row_labels=["input", "generated", "real"])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The training run
+
+
+def run_paths(size: int, variant: str) -> dict[str, Path]:
+    """The pipeline's paths for one model. The checkpoint lives outside the stage's outputs (declared persist)."""
+    name = f"{size}_{variant}"
+    return {
+        "out_dir": Path("models/gan") / name,
+        "checkpoint_path": Path("checkpoints/gan") / f"{name}.pt",
+        "live_dir": Path("dvclive/gan") / name,
+        "metrics_path": Path("metrics/gan") / f"{name}.json",
+    }
+
+
+def _log_epoch(live: Any, epoch: int, record: dict[str, float]) -> None:
+    live.step = epoch
+    for name, value in record.items():
+        live.log_metric(name, value)
+    live.next_step()
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
+
+
+def train_gan(
+    prepared_dir: str | Path,
+    size: int,
+    variant: str,
+    params: dict[str, Any],
+    out_dir: str | Path,
+    checkpoint_path: str | Path,
+    live_dir: str | Path,
+    metrics_path: str | Path,
+    stop_after_epoch: int | None = None,
+    stats_path: str | Path | None = None,
+    extractor: nn.Module | None = None,
+) -> dict[str, Any]:
+    """Train one GAN (``size`` training images, ``variant`` pix2pix or dfgan) and write its outputs.
+
+    ``stats_path`` defaults to ``data/fid_stats/train_<size>.npz``; ``extractor`` (a test hook) replaces the
+    Inception network, and ``stop_after_epoch`` returns right after that epoch's checkpoint (a simulated kill).
+    Returns the metrics written to ``metrics_path`` (or, when stopped early, {"stopped_after_epoch": k}).
+    """
+    from dvclive import Live  # imported here: it pulls in DVC, which the rest of the library does not need
+
+    s = GanSettings.from_params(params, variant)
+    out_dir, checkpoint_path, live_dir, metrics_path = map(Path, (out_dir, checkpoint_path, live_dir, metrics_path))
+    stats_path = Path(stats_path) if stats_path is not None else train_stats_path(size)
+    device = resolve_device(s.device)
+    seed_everything(s.seed)
+
+    # Data: the training subset only (uint8 in memory); pairs are built and jittered per batch.
+    data = load_prepared(prepared_dir).train(size)
+    images, masks = np.ascontiguousarray(data.images), np.ascontiguousarray(data.masks)
+    eval_inputs, _ = make_pairs(images, masks, s.mask_channel, torch.device("cpu"))
+    real = load_stats(stats_path)
+    batch_size = min(s.batch_size, len(data))
+
+    # Models, the frozen feature extractor and the FID loss against the real training statistics.
+    models = build_models(s, device)
+    extractor = extractor if extractor is not None else load_inception(device)
+    fid_term = FidTerm(extractor, FIDLoss(real.mu, real.sigma, s.eigen_floor).to(device))
+    autocast = autocast_context(s, device)
+
+    # Resume only a run of this very configuration.
+    fingerprint = run_fingerprint(s, size, data, stats_path)
+    state = load_checkpoint(checkpoint_path, fingerprint)
+    start_epoch, steps, seconds_before, history = 0, 0, 0.0, []
+    if state is not None:
+        restore_checkpoint(models, state, device)
+        start_epoch, steps, seconds_before, history = state["epoch"], state["steps"], state["seconds"], state["history"]
+        print(f"[train_gan] {size}_{variant}: resuming after epoch {start_epoch} of {s.total_epochs}")
+    del state
+
+    shutil.rmtree(out_dir, ignore_errors=True)
+    shutil.rmtree(live_dir, ignore_errors=True)  # the history is replayed from the checkpoint
+    live = Live(dir=str(live_dir), resume=start_epoch > 0, dvcyaml=None, save_dvc_exp=False, report=None)
+    for epoch, record in enumerate(history, start=1):
+        _log_epoch(live, epoch, record)
+
+    steps_per_epoch = -(-len(data) // batch_size)
+    progress = tqdm(
+        total=s.total_epochs * steps_per_epoch,
+        initial=start_epoch * steps_per_epoch,
+        desc=f"gan {size}_{variant}",
+        unit="step",
+        disable=progress_disabled(),
+    )
+    started = time.perf_counter()
+    record: dict[str, float] = history[-1] if history else {}
+    for epoch in range(start_epoch + 1, s.total_epochs + 1):
+        models.generator.train()
+        models.discriminator.train()
+        lr = models.opt_G.param_groups[0]["lr"]
+        monitor_fid = not s.uses_fid_loss and s.is_eval_epoch(epoch)
+        sums: dict[str, list[float]] = {}
+        generator = epoch_generator(s.seed, epoch)
+        for batch in epoch_batches(len(data), batch_size, generator):
+            rows = batch.numpy()
+            y, mask = unit_targets_and_masks(images[rows], masks[rows], device)
+            y, mask = paired_jitter(y, mask, s.jitter_load_scale, s.jitter_flip, generator)
+            x = make_inputs(y, mask, s.mask_channel)
+            losses = train_step(models, x, y, s, fid_term, autocast, monitor_fid)
+            for name, value in losses.items():
+                sums.setdefault(name, []).append(value)
+            steps += 1
+            progress.update(1)
+            progress.set_postfix(epoch=epoch, **{k: f"{v:.3g}" for k, v in losses.items() if k != "loss_G"})
+        models.sched_G.step()
+        models.sched_D.step()
+
+        record = {name: _mean(values) for name, values in sums.items()}
+        record["lr"] = lr
+        if s.is_eval_epoch(epoch):
+            record["fid_train"] = evaluate_fid(models, eval_inputs, extractor, real.mu, real.sigma, s, device)
+        history.append(record)
+        _log_epoch(live, epoch, record)
+
+        if s.is_checkpoint_epoch(epoch) or epoch == stop_after_epoch:
+            seconds = seconds_before + time.perf_counter() - started
+            snapshot = checkpoint_state(models, fingerprint, epoch, steps, seconds, history, device)
+            save_checkpoint(checkpoint_path, snapshot)
+        if epoch == stop_after_epoch:
+            progress.close()
+            live.end()
+            return {"stopped_after_epoch": epoch}
+    progress.close()
+    live.end()
+    seconds = seconds_before + time.perf_counter() - started
+
+    # Outputs: the generator (weights + architecture), samples and the run's metrics.
+    save_generator(models.generator, s.generator_spec(), out_dir)
+    save_samples(models, data, s, device, out_dir / SAMPLES_FILE)
+    metrics = {
+        "size": size,
+        "variant": variant,
+        "epochs": s.total_epochs,
+        "steps": steps,
+        "seconds": round(seconds, 3),
+        "steps_per_second": round(steps / seconds, 4) if seconds > 0 else None,
+        "device": str(device),
+        "resumed_after_epoch": start_epoch,
+        **{k: v for k, v in record.items() if k != "lr"},
+    }
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
+    return metrics

@@ -1,0 +1,39 @@
+"""Stage fid_stats: Inception statistics of the real images, data/fid_stats/train_<size>.npz and test.npz.
+
+    python -m stages.fid_stats                          # every size in params.yaml, and the test set
+    python -m stages.fid_stats --split train --size 16  # one training size
+    python -m stages.fid_stats --split test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from dfgan.config import load_params
+from dfgan.fid import STATS_DIR, write_reference_stats
+from dfgan.runtime import resolve_device
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--split", choices=["all", "train", "test"], default="all")
+    parser.add_argument("--size", type=int, help="with --split train: one size (default: every size)")
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prepared", default="data/prepared")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    sizes = [args.size] if args.size is not None else [int(s) for s in params["sizes"]]
+    summary = write_reference_stats(
+        args.prepared,
+        sizes if args.split in ("all", "train") else [],
+        STATS_DIR,
+        int(params["fid"]["batch_size"]),
+        resolve_device(params["fid"]["device"]),
+        include_test=args.split in ("all", "test"),
+    )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,324 @@
+"""Paired GAN training: pairs and jitter, the step, the FID term, checkpoints, exact resume, outputs."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from dfgan.config import load_params
+from dfgan.fid import FIDLoss, feature_statistics, write_reference_stats
+from dfgan.gan import (
+    FidTerm,
+    GanSettings,
+    autocast_context,
+    autocast_dtype,
+    build_models,
+    epoch_batches,
+    epoch_generator,
+    linear_decay,
+    load_generator,
+    make_inputs,
+    paired_jitter,
+    train_gan,
+    train_step,
+)
+from dfgan.inception import load_inception
+from dfgan.prepared import save_prepared
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Fixtures: a tiny prepared dataset, a tiny frozen extractor, small settings
+
+
+def make_prepared(directory: Path, image_size: int, n_train: int = 8, n_test: int = 3, seed: int = 0) -> Path:
+    """Smooth random 'X-rays' with one dark blob each as the lesion; nested training subsets of 4 and n_train."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    yy, xx = np.mgrid[:image_size, :image_size] / image_size
+    images, masks = [], []
+    for i in range(n):
+        base = 120 + 50 * np.sin(6 * xx + i) * np.cos(4 * yy) + rng.normal(0, 8, (image_size, image_size))
+        cy, cx = rng.uniform(0.2, 0.8, 2)
+        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(0.08, 0.2) ** 2).astype(np.uint8)
+        images.append(np.clip(base - 60 * mask, 0, 255).astype(np.uint8))
+        masks.append(mask)
+    index = pd.DataFrame(
+        {
+            "row": range(n),
+            "image_id": [f"img{i}" for i in range(n)],
+            "dicom_path": "none",
+            "mask_fraction": [float(m.mean()) for m in masks],
+            "split": ["train"] * n_train + ["test"] * n_test,
+            "train_rank": list(range(n_train)) + [-1] * n_test,
+        }
+    )
+    train_rows = {4: np.arange(4), n_train: np.arange(n_train)}
+    save_prepared(directory, np.stack(images), np.stack(masks), index, np.arange(n_train, n), train_rows, seed)
+    return directory
+
+
+class TinyExtractor(nn.Module):
+    """A frozen stand-in for Inception (16 features), so loop tests take milliseconds per step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(1, 16, 5, stride=2)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=generator) * 0.3)
+            self.conv.bias.zero_()
+        self.calls = 0
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return torch.tanh(self.conv(images.float())).mean(dim=(2, 3)) * 10
+
+
+def small_params(image_size: int, **gan: Any) -> dict[str, Any]:
+    params = copy.deepcopy(load_params(REPO / "params.yaml"))
+    params["data"]["image_size"] = image_size
+    params["gan"].update(
+        ngf=8, ndf=8, batch_size=4, n_epochs=2, n_epochs_decay=1, checkpoint_every=2, fid_eval_every=2,
+        sample_count=3, device="cpu", amp=False,
+    )
+    params["gan"].update(gan)
+    return params
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Prepared data at 64 px (one dropout block, so the RNG matters) with tiny-extractor statistics."""
+    root = tmp_path_factory.mktemp("gan")
+    prepared = make_prepared(root / "prepared", 64)
+    extractor = TinyExtractor()
+    write_reference_stats(prepared, [4, 8], root / "stats", batch_size=4, device=CPU, extractor=extractor)
+    return {"root": root, "prepared": prepared, "stats": root / "stats", "extractor": extractor}
+
+
+def run(tiny: dict[str, Any], name: str, params: dict[str, Any], variant: str = "dfgan", **kwargs: Any) -> dict:
+    root = tiny["root"] / name
+    return train_gan(
+        tiny["prepared"], 8, variant, params,
+        out_dir=root / "model", checkpoint_path=root / "ckpt.pt", live_dir=root / "live",
+        metrics_path=root / "metrics.json", stats_path=tiny["stats"] / "train_8.npz", extractor=tiny["extractor"],
+        **kwargs,
+    )
+
+
+def load_ckpt(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pieces
+
+
+def test_linear_decay_is_the_official_rule() -> None:
+    factor = linear_decay(n_epochs=3, n_epochs_decay=3)
+    assert [factor(e) for e in range(6)] == pytest.approx([1, 1, 1, 0.75, 0.5, 0.25])
+
+
+def test_inputs_are_the_disease_area_and_optional_mask_channel() -> None:
+    targets = torch.rand(2, 1, 8, 8) * 2 - 1
+    masks = (torch.rand(2, 1, 8, 8) > 0.7).float()
+    x = make_inputs(targets, masks, mask_channel=False)
+    assert torch.equal(x, torch.where(masks > 0, targets, torch.full_like(targets, -1.0)))
+    x2 = make_inputs(targets, masks, mask_channel=True)
+    assert x2.shape == (2, 2, 8, 8) and torch.equal(x2[:, 1:], masks * 2 - 1)
+
+
+def test_paired_jitter_moves_image_and_mask_together() -> None:
+    targets = torch.linspace(-1, 1, 32 * 32).view(1, 1, 32, 32).repeat(6, 1, 1, 1)
+    masks = (targets > 0.3).float()  # the mask is a function of the pixel values ...
+    jittered, jittered_masks = paired_jitter(targets, masks, 1.25, True, torch.Generator().manual_seed(0))
+    assert jittered.shape == targets.shape and jittered_masks.shape == masks.shape
+    # ... so after the same crop/flip it still marks the bright pixels (up to interpolation at the edge).
+    assert ((jittered > 0.35) <= (jittered_masks > 0)).all() and ((jittered < 0.25) <= (jittered_masks == 0)).all()
+    again = paired_jitter(targets, masks, 1.25, True, torch.Generator().manual_seed(0))
+    assert torch.equal(again[0], jittered) and torch.equal(again[1], jittered_masks)
+    flipped = paired_jitter(targets, masks, 1.0, True, torch.Generator().manual_seed(0))[0]
+    assert all(torch.equal(f, t) or torch.equal(f, t.flip(-1)) for f, t in zip(flipped, targets))
+
+
+def test_epoch_order_depends_only_on_seed_and_epoch() -> None:
+    first = list(epoch_batches(10, 4, epoch_generator(0, 3)))
+    assert [b.tolist() for b in first] == [b.tolist() for b in epoch_batches(10, 4, epoch_generator(0, 3))]
+    assert [len(b) for b in first] == [4, 4, 2]
+    assert sorted(torch.cat(first).tolist()) == list(range(10))
+    assert torch.cat(first).tolist() != torch.cat(list(epoch_batches(10, 4, epoch_generator(0, 4)))).tolist()
+
+
+def test_amp_only_on_cuda(tiny: dict[str, Any]) -> None:
+    s = GanSettings.from_params(small_params(64, amp=True), "dfgan")
+    assert autocast_dtype(s, CPU) is None
+    assert autocast_dtype(s, torch.device("cuda")) == torch.bfloat16
+
+
+def test_pix2pix_variant_has_no_fid_weight(tiny: dict[str, Any]) -> None:
+    s = GanSettings.from_params(small_params(64, lambda_fid=5.0), "pix2pix")
+    assert s.lambda_fid == 0 and not s.uses_fid_loss
+    with pytest.raises(ValueError):
+        GanSettings.from_params(small_params(64), "cyclegan")
+
+
+def _step_setup(image_size: int, variant: str, extractor: nn.Module, **gan: Any):
+    s = GanSettings.from_params(small_params(image_size, **gan), variant)
+    torch.manual_seed(0)
+    models = build_models(s, CPU)
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(20, 16 if isinstance(extractor, TinyExtractor) else 2048))
+    mu, sigma = feature_statistics(real)
+    fid_term = FidTerm(extractor, FIDLoss(mu, sigma))
+    grid = torch.linspace(-1, 1, image_size)
+    y = torch.stack([torch.outer(torch.sin(3 * grid + k), torch.cos(2 * grid)) for k in range(4)]).unsqueeze(1)
+    masks = torch.zeros_like(y)
+    masks[:, :, 8:20, 8:20] = 1
+    return s, models, fid_term, make_inputs(y, masks, s.mask_channel), y
+
+
+def test_a_few_steps_lower_the_l1_term(tiny: dict[str, Any]) -> None:
+    s, models, fid_term, x, y = _step_setup(32, "pix2pix", tiny["extractor"], lr=0.002)
+    l1 = [train_step(models, x, y, s, fid_term, autocast_context(s, CPU))["loss_G_L1"] for _ in range(8)]
+    assert l1[-1] < 0.8 * l1[0]
+
+
+def test_pix2pix_steps_never_run_the_extractor(tiny: dict[str, Any]) -> None:
+    extractor = TinyExtractor()
+    s, models, fid_term, x, y = _step_setup(32, "pix2pix", extractor)
+    losses = train_step(models, x, y, s, fid_term, autocast_context(s, CPU))
+    assert extractor.calls == 0 and "loss_FID" not in losses
+    losses = train_step(models, x, y, s, fid_term, autocast_context(s, CPU), monitor_fid=True)
+    assert extractor.calls == 1 and np.isfinite(losses["loss_FID"])
+
+
+def test_batch_of_one_skips_the_fid_term(tiny: dict[str, Any]) -> None:
+    s, models, fid_term, x, y = _step_setup(32, "dfgan", tiny["extractor"])
+    losses = train_step(models, x[:1], y[:1], s, fid_term, autocast_context(s, CPU))
+    assert "loss_FID" not in losses and np.isfinite(losses["loss_G"])
+
+
+def test_detached_fid_is_a_constant_and_differentiable_fid_moves_g(tiny: dict[str, Any]) -> None:
+    weights = {}
+    for name, variant, mode in [("base", "pix2pix", "differentiable"), ("detached", "dfgan", "detached"),
+                                ("differentiable", "dfgan", "differentiable")]:
+        s, models, fid_term, x, y = _step_setup(32, variant, tiny["extractor"], fid_mode=mode,
+                                                lambda_fid=10.0)
+        losses = train_step(models, x, y, s, fid_term, autocast_context(s, CPU))
+        weights[name] = models.generator.state_dict()
+        if variant == "dfgan":
+            assert np.isfinite(losses["loss_FID"])
+    assert_same_weights(weights["base"], weights["detached"])  # a constant adds no gradient
+    assert any(not torch.equal(weights["base"][k], weights["differentiable"][k]) for k in weights["base"])
+
+
+def test_real_inception_stays_frozen_and_out_of_the_optimizers(tiny: dict[str, Any]) -> None:
+    extractor = load_inception(CPU)
+    before = {k: v.clone() for k, v in extractor.state_dict().items()}
+    s, models, fid_term, x, y = _step_setup(32, "dfgan", extractor)
+    x, y = x[:2], y[:2]
+    for _ in range(2):
+        losses = train_step(models, x, y, s, fid_term, autocast_context(s, CPU))
+    assert np.isfinite(losses["loss_FID"])
+    assert all(torch.isfinite(p).all() for p in models.generator.parameters())
+    assert_same_weights(before, extractor.state_dict())
+    extractor_params = {id(p) for p in extractor.parameters()}
+    for optimizer in (models.opt_G, models.opt_D):
+        assert not extractor_params & {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert not extractor.training and all(not p.requires_grad for p in extractor.parameters())
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Whole runs: outputs, checkpoints, resume
+
+
+def test_training_run_writes_its_outputs(tiny: dict[str, Any]) -> None:
+    params = small_params(64, jitter_load_scale=1.125, mask_channel=True)
+    metrics = run(tiny, "outputs", params)
+    root = tiny["root"] / "outputs"
+    for name in ("generator.pt", "generator.json", "samples.png"):
+        assert (root / "model" / name).is_file()
+    assert json.loads((root / "metrics.json").read_text()) == metrics
+    assert metrics["epochs"] == 3 and metrics["steps"] == 6 and metrics["device"] == "cpu"
+    for key in ("loss_D", "loss_G_GAN", "loss_G_L1", "loss_FID", "fid_train", "seconds", "steps_per_second"):
+        assert np.isfinite(metrics[key]), key
+    # dvclive: one row per epoch; fid_train at the evaluation epochs (every 2nd and the last).
+    lr_rows = (root / "live" / "plots" / "metrics" / "lr.tsv").read_text().splitlines()
+    assert len(lr_rows) == 1 + 3
+    fid_rows = (root / "live" / "plots" / "metrics" / "fid_train.tsv").read_text().splitlines()
+    assert [row.split("\t")[0] for row in fid_rows[1:]] == ["2", "3"]
+    assert not (root / "live" / "dvc.yaml").exists()
+    # The generator reloads from weights alone and reproduces the trained one.
+    generator, spec = load_generator(root / "model")
+    assert spec["in_channels"] == 2 and spec["image_size"] == 64
+    state = torch.load(root / "model" / "generator.pt", weights_only=True)
+    assert_same_weights(generator.state_dict(), state)
+    assert_same_weights(load_ckpt(root / "ckpt.pt")["generator"], state)
+
+
+def test_resume_after_a_kill_ends_with_the_same_weights(tiny: dict[str, Any]) -> None:
+    params = small_params(64, jitter_load_scale=1.125)
+    full = run(tiny, "full", params)
+    stopped = run(tiny, "resumed", params, stop_after_epoch=1)
+    assert stopped == {"stopped_after_epoch": 1}
+    assert load_ckpt(tiny["root"] / "resumed" / "ckpt.pt")["epoch"] == 1
+    resumed = run(tiny, "resumed", params)
+    assert resumed["resumed_after_epoch"] == 1 and full["resumed_after_epoch"] == 0
+    a, b = load_ckpt(tiny["root"] / "full" / "ckpt.pt"), load_ckpt(tiny["root"] / "resumed" / "ckpt.pt")
+    assert_same_weights(a["generator"], b["generator"])
+    assert_same_weights(a["discriminator"], b["discriminator"])
+    assert a["history"] == b["history"]
+    for key in ("loss_D", "loss_G_L1", "loss_FID", "fid_train"):
+        assert full[key] == resumed[key]
+    # The dvclive history is complete after the resume, epoch by epoch.
+    for tsv in ("loss_D.tsv", "fid_train.tsv", "lr.tsv"):
+        path = Path("live") / "plots" / "metrics" / tsv
+        assert (tiny["root"] / "full" / path).read_text() == (tiny["root"] / "resumed" / path).read_text()
+
+
+def test_checkpoint_is_weights_only_and_a_changed_config_starts_fresh(tiny: dict[str, Any]) -> None:
+    params = small_params(64)
+    run(tiny, "fresh", params, variant="pix2pix", stop_after_epoch=1)
+    state = load_ckpt(tiny["root"] / "fresh" / "ckpt.pt")  # weights_only=True
+    expected = {"generator", "discriminator", "opt_G", "opt_D", "sched_G", "sched_D", "rng_cpu", "fingerprint"}
+    assert expected <= set(state)
+    changed = copy.deepcopy(params)
+    changed["gan"]["lambda_l1"] = 50
+    metrics = run(tiny, "fresh", changed, variant="pix2pix")
+    assert metrics["resumed_after_epoch"] == 0 and metrics["steps"] == 6
+    assert load_ckpt(tiny["root"] / "fresh" / "ckpt.pt")["fingerprint"] != state["fingerprint"]
+    # Same config again: a finished run resumes at its end and rewrites the same outputs.
+    again = run(tiny, "fresh", changed, variant="pix2pix")
+    assert again["resumed_after_epoch"] == 3 and again["fid_train"] == metrics["fid_train"]
+
+
+def test_settings_fields_all_come_from_params(tiny: dict[str, Any]) -> None:
+    params = small_params(64)
+    s = GanSettings.from_params(params, "dfgan")
+    derived = {"variant", "image_size", "eigen_floor", "lambda_fid"}
+    for field in dataclasses.fields(s):
+        if field.name not in derived:
+            assert getattr(s, field.name) == params["gan"][field.name]
+    broken = copy.deepcopy(params)
+    del broken["gan"]["lambda_l1"]
+    with pytest.raises(KeyError, match="lambda_l1"):
+        GanSettings.from_params(broken, "dfgan")

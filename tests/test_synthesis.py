@@ -1,0 +1,170 @@
+"""Synthesis: shapes, exact and flipped masks, lesion pasting, seeding, metrics; plus the stage entry points."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from dfgan.config import load_params
+from dfgan.fid import write_reference_stats
+from dfgan.gan import save_generator
+from dfgan.networks import build_generator
+from dfgan.prepared import load_prepared, save_prepared
+from dfgan.synthesis import synthesize
+
+REPO = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+def make_prepared(directory: Path, image_size: int, n_train: int = 6, n_test: int = 3, seed: int = 1) -> Path:
+    """Random smooth images with one bright blob each as the lesion; training subsets of 3 and n_train."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    yy, xx = np.mgrid[:image_size, :image_size] / image_size
+    images, masks = [], []
+    for i in range(n):
+        base = 100 + 40 * np.cos(5 * xx - i) * np.sin(3 * yy + i) + rng.normal(0, 6, (image_size, image_size))
+        cy, cx = rng.uniform(0.25, 0.75), rng.uniform(0.1, 0.45)  # left half: the flip moves it
+        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(0.08, 0.15) ** 2).astype(np.uint8)
+        images.append(np.clip(base + 70 * mask, 0, 255).astype(np.uint8))
+        masks.append(mask)
+    index = pd.DataFrame(
+        {
+            "row": range(n), "image_id": [f"im{i}" for i in range(n)], "dicom_path": "none",
+            "mask_fraction": [float(m.mean()) for m in masks],
+            "split": ["train"] * n_train + ["test"] * n_test, "train_rank": list(range(n_train)) + [-1] * n_test,
+        }
+    )
+    train_rows = {3: np.arange(3), n_train: np.arange(n_train)}
+    save_prepared(directory, np.stack(images), np.stack(masks), index, np.arange(n_train, n), train_rows, seed)
+    return directory
+
+
+class TinyExtractor(nn.Module):
+    """A frozen stand-in for Inception with 8 features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 5, stride=2)
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.conv(images.float())).mean(dim=(2, 3)) * 10
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Prepared data at 64 px, tiny-extractor statistics and an (untrained) generator saved like train_gan does."""
+    root = tmp_path_factory.mktemp("synth")
+    torch.manual_seed(0)
+    prepared = make_prepared(root / "prepared", 64)
+    extractor = TinyExtractor()
+    write_reference_stats(prepared, [3, 6], root / "stats", batch_size=4, device=CPU, extractor=extractor)
+    spec = {"image_size": 64, "in_channels": 1, "out_channels": 1, "ngf": 8, "norm": "batch", "dropout": 0.5,
+            "mask_channel": False}
+    save_generator(build_generator(64, 1, 8, dropout=0.5), spec, root / "model")
+    params = copy.deepcopy(load_params(REPO / "params.yaml"))
+    params["synth"].update(batch_size=4, preview_count=3, device="cpu")
+    return {"root": root, "prepared": prepared, "stats": root / "stats", "extractor": extractor, "params": params}
+
+
+def run(setup: dict[str, Any], name: str, **synth: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    params = copy.deepcopy(setup["params"])
+    params["synth"].update(synth)
+    out = setup["root"] / name
+    metrics = synthesize(setup["prepared"], 6, "dfgan", params, setup["root"] / "model", out, out / "metrics.json",
+                         stats_dir=setup["stats"], extractor=setup["extractor"])
+    with np.load(out / "synthetic.npz") as data:
+        return metrics, {k: data[k] for k in data.files}
+
+
+def test_synthetic_sets_have_exact_and_flipped_masks(setup: dict[str, Any]) -> None:
+    metrics, arrays = run(setup, "default")
+    train = load_prepared(setup["prepared"]).train(6)
+    assert arrays["images"].shape == arrays["flipped_images"].shape == (6, 64, 64)
+    assert arrays["images"].dtype == np.uint8 and arrays["masks"].dtype == np.uint8
+    assert arrays["source_rows"].dtype == np.int64 and arrays["flipped_source_rows"].dtype == np.int64
+    np.testing.assert_array_equal(arrays["source_rows"], train.rows)
+    np.testing.assert_array_equal(arrays["flipped_source_rows"], train.rows)
+    np.testing.assert_array_equal(arrays["masks"], train.masks)
+    for mask, flipped in zip(train.masks, arrays["flipped_masks"]):
+        np.testing.assert_array_equal(flipped, np.fliplr(mask))
+    assert (setup["root"] / "default" / "preview.png").is_file()
+    assert metrics["images"] == 6
+    for group in ("primary", "primary_flipped"):
+        for reference in ("train", "test"):
+            values = metrics[group][reference]
+            assert set(values) == {"fid", "kid_mean", "kid_std"} and all(np.isfinite(list(values.values())))
+    assert json.loads((setup["root"] / "default" / "metrics.json").read_text()) == metrics
+
+
+def test_pasted_lesions_are_the_real_pixels(setup: dict[str, Any]) -> None:
+    _, arrays = run(setup, "pasted", paste_lesion=True)
+    train = load_prepared(setup["prepared"]).train(6)
+    inside = train.masks > 0
+    np.testing.assert_array_equal(arrays["images"][inside], train.images[inside])
+    flipped_real = train.images[:, :, ::-1]
+    flipped_inside = arrays["flipped_masks"] > 0
+    np.testing.assert_array_equal(arrays["flipped_images"][flipped_inside], flipped_real[flipped_inside])
+    _, raw = run(setup, "raw", paste_lesion=False)
+    assert not np.array_equal(raw["images"][inside], train.images[inside])  # untrained G: far from the real pixels
+
+
+def test_train_mode_is_seeded_noise_and_eval_mode_ignores_the_seed(setup: dict[str, Any]) -> None:
+    _, first = run(setup, "seed_a", train_mode=True, seed=3)
+    _, again = run(setup, "seed_b", train_mode=True, seed=3)
+    _, other = run(setup, "seed_c", train_mode=True, seed=4)
+    np.testing.assert_array_equal(first["images"], again["images"])
+    assert not np.array_equal(first["images"], other["images"])  # dropout noise differs
+    _, eval_a = run(setup, "eval_a", train_mode=False, seed=3)
+    _, eval_b = run(setup, "eval_b", train_mode=False, seed=4)
+    np.testing.assert_array_equal(eval_a["images"], eval_b["images"])
+
+
+@pytest.mark.slow
+def test_stage_entry_points_end_to_end(tmp_path: Path) -> None:
+    """fid_stats -> train_gan -> synthesize as the pipeline runs them (real Inception, tiny sizes, 2 epochs)."""
+    make_prepared(tmp_path / "data" / "prepared", 32, n_train=4, n_test=2)
+    params = copy.deepcopy(load_params(REPO / "params.yaml"))
+    params["sizes"] = [3, 4]
+    params["data"]["image_size"] = 32
+    params["fid"]["batch_size"] = 8
+    params["gan"].update(ngf=8, ndf=8, batch_size=4, n_epochs=1, n_epochs_decay=1, fid_eval_every=2, device="cpu")
+    params["synth"].update(batch_size=4, device="cpu")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DFGAN_NO_PROGRESS": "1"}
+
+    def stage(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    stage("stages.fid_stats")
+    stats_dir = tmp_path / "data" / "fid_stats"
+    assert sorted(p.name for p in stats_dir.iterdir()) == ["test.npz", "train_3.npz", "train_4.npz"]
+    before = (stats_dir / "test.npz").stat().st_mtime_ns
+    stage("stages.fid_stats", "--split", "train", "--size", "3")  # the per-size form leaves other files alone
+    assert (stats_dir / "test.npz").stat().st_mtime_ns == before and (stats_dir / "train_4.npz").is_file()
+    stage("stages.train_gan", "--size", "4", "--variant", "dfgan")
+    assert (tmp_path / "models" / "gan" / "4_dfgan" / "generator.pt").is_file()
+    assert (tmp_path / "checkpoints" / "gan" / "4_dfgan.pt").is_file()
+    gan_metrics = json.loads((tmp_path / "metrics" / "gan" / "4_dfgan.json").read_text())
+    assert gan_metrics["epochs"] == 2 and np.isfinite(gan_metrics["fid_train"])
+    stage("stages.synthesize", "--size", "4", "--variant", "dfgan")
+    with np.load(tmp_path / "data" / "synthetic" / "4" / "dfgan" / "synthetic.npz") as data:
+        assert data["images"].shape == (4, 32, 32)
+    synth_metrics = json.loads((tmp_path / "metrics" / "synth" / "4_dfgan.json").read_text())
+    assert np.isfinite(synth_metrics["primary_flipped"]["test"]["fid"])
