@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -205,13 +205,22 @@ class SegmentationDataset(Dataset):
         return image, mask.float()
 
 
-def build_model(encoder: str, encoder_weights: str | None, in_channels: int = 1) -> nn.Module:
-    """U-Net++ with one logit channel (no activation); ``encoder_weights: null`` never touches the network."""
+def build_model(
+    encoder: str,
+    encoder_weights: str | None,
+    in_channels: int = 1,
+    decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+) -> nn.Module:
+    """U-Net++ with one logit channel (no activation); ``encoder_weights: null`` never touches the network.
+
+    ``decoder_channels`` defaults to smp's; the nested decoder dominates the cost at small image sizes.
+    """
     return smp.UnetPlusPlus(
         encoder_name=encoder,
         encoder_weights=encoder_weights,
         in_channels=in_channels,
         classes=1,
+        decoder_channels=tuple(int(c) for c in decoder_channels),
     )
 
 
@@ -417,7 +426,9 @@ def run_seed(
     seed_everything(seed)
     data = assemble_training_set(prepared, synthetic_root, size, condition, float(seg_params["val_fraction"]), seed)
     augmentation = build_augmentation(aug, augmentation_params(seg_params, aug), int(data.train_images.shape[-1]))
-    model = build_model(seg_params["encoder"], seg_params["encoder_weights"]).to(device)
+    model = build_model(
+        seg_params["encoder"], seg_params["encoder_weights"], decoder_channels=seg_params["decoder_channels"]
+    ).to(device)
     fitted = fit(model, data, augmentation, seg_params, seed, device, live, prefix=f"seed{seed}/")
     test = prepared.test()
     evaluation = evaluate(

@@ -193,7 +193,8 @@ def test_loss_weights_and_model_output_shape() -> None:
 
 def tiny_seg_params(**overrides: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "encoder": "resnet18", "encoder_weights": None, "seeds": [0, 1], "epochs": 1, "batch_size": 4,
+        "encoder": "resnet18", "encoder_weights": None, "decoder_channels": [32, 16, 8, 8, 4],
+        "seeds": [0, 1], "epochs": 1, "batch_size": 4,
         "lr": 0.001, "bce_weight": 1.0, "dice_weight": 1.0, "val_fraction": 0.25, "threshold": 0.5,
         "device": "auto",
         "augmentations": {
