@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -32,7 +31,7 @@ from dfgan.gan import (
     train_step,
 )
 from dfgan.inception import load_inception
-from dfgan.prepared import save_prepared
+from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -43,49 +42,9 @@ CPU = torch.device("cpu")
 
 
 def make_prepared(directory: Path, image_size: int, n_train: int = 8, n_test: int = 3, seed: int = 0) -> Path:
-    """Smooth random 'X-rays' with one dark blob each as the lesion; nested training subsets of 4 and n_train."""
-    rng = np.random.default_rng(seed)
-    n = n_train + n_test
-    yy, xx = np.mgrid[:image_size, :image_size] / image_size
-    images, masks = [], []
-    for i in range(n):
-        base = 120 + 50 * np.sin(6 * xx + i) * np.cos(4 * yy) + rng.normal(0, 8, (image_size, image_size))
-        cy, cx = rng.uniform(0.2, 0.8, 2)
-        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(0.08, 0.2) ** 2).astype(np.uint8)
-        images.append(np.clip(base - 60 * mask, 0, 255).astype(np.uint8))
-        masks.append(mask)
-    index = pd.DataFrame(
-        {
-            "row": range(n),
-            "image_id": [f"img{i}" for i in range(n)],
-            "dicom_path": "none",
-            "mask_fraction": [float(m.mean()) for m in masks],
-            "split": ["train"] * n_train + ["test"] * n_test,
-            "train_rank": list(range(n_train)) + [-1] * n_test,
-        }
-    )
-    train_rows = {4: np.arange(4), n_train: np.arange(n_train)}
-    save_prepared(directory, np.stack(images), np.stack(masks), index, np.arange(n_train, n), train_rows, seed)
-    return directory
-
-
-class TinyExtractor(nn.Module):
-    """A frozen stand-in for Inception (16 features), so loop tests take milliseconds per step."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(0)
-        self.conv = nn.Conv2d(1, 16, 5, stride=2)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=generator) * 0.3)
-            self.conv.bias.zero_()
-        self.calls = 0
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        self.calls += 1
-        return torch.tanh(self.conv(images.float())).mean(dim=(2, 3)) * 10
+    """Blob 'X-rays' with dark lesions; nested training subsets of 4 and n_train."""
+    images, masks = blob_xrays(n_train + n_test, image_size, seed)
+    return save_fake_prepared(directory, images, masks, n_train, [4, n_train], seed)
 
 
 def small_params(image_size: int, **gan: Any) -> dict[str, Any]:

@@ -11,58 +11,28 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import yaml
-from torch import nn
 
 from dfgan.config import load_params
 from dfgan.fid import write_reference_stats
 from dfgan.gan import save_generator
 from dfgan.networks import build_generator
-from dfgan.prepared import load_prepared, save_prepared
+from dfgan.prepared import load_prepared
 from dfgan.synthesis import synthesize
+from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
 
 
 def make_prepared(directory: Path, image_size: int, n_train: int = 6, n_test: int = 3, seed: int = 1) -> Path:
-    """Random smooth images with one bright blob each as the lesion; training subsets of 3 and n_train."""
-    rng = np.random.default_rng(seed)
-    n = n_train + n_test
-    yy, xx = np.mgrid[:image_size, :image_size] / image_size
-    images, masks = [], []
-    for i in range(n):
-        base = 100 + 40 * np.cos(5 * xx - i) * np.sin(3 * yy + i) + rng.normal(0, 6, (image_size, image_size))
-        cy, cx = rng.uniform(0.25, 0.75), rng.uniform(0.1, 0.45)  # left half: the flip moves it
-        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(0.08, 0.15) ** 2).astype(np.uint8)
-        images.append(np.clip(base + 70 * mask, 0, 255).astype(np.uint8))
-        masks.append(mask)
-    index = pd.DataFrame(
-        {
-            "row": range(n), "image_id": [f"im{i}" for i in range(n)], "dicom_path": "none",
-            "mask_fraction": [float(m.mean()) for m in masks],
-            "split": ["train"] * n_train + ["test"] * n_test, "train_rank": list(range(n_train)) + [-1] * n_test,
-        }
+    """Blob 'X-rays' with bright lesions in the left half (so the flip moves them); subsets of 3 and n_train."""
+    images, masks = blob_xrays(
+        n_train + n_test, image_size, seed, lesion_x=(0.1, 0.45), lesion_radius=(0.08, 0.15), lesion_contrast=70.0
     )
-    train_rows = {3: np.arange(3), n_train: np.arange(n_train)}
-    save_prepared(directory, np.stack(images), np.stack(masks), index, np.arange(n_train, n), train_rows, seed)
-    return directory
-
-
-class TinyExtractor(nn.Module):
-    """A frozen stand-in for Inception with 8 features."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(1, 8, 5, stride=2)
-        for p in self.parameters():
-            p.requires_grad_(False)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.conv(images.float())).mean(dim=(2, 3)) * 10
+    return save_fake_prepared(directory, images, masks, n_train, [3, n_train], seed)
 
 
 @pytest.fixture(scope="module")

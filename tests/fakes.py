@@ -1,0 +1,73 @@
+"""Small fake inputs shared by the tests: prepared datasets with blob lesions, and a tiny frozen feature extractor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from dfgan.prepared import save_prepared
+
+
+def blob_xrays(
+    n: int,
+    image_size: int,
+    seed: int,
+    lesion_x: tuple[float, float] = (0.2, 0.8),
+    lesion_radius: tuple[float, float] = (0.08, 0.2),
+    lesion_contrast: float = -60.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Smooth noisy 'X-rays' with one round lesion each (darker or brighter by ``lesion_contrast``); its mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:image_size, :image_size] / image_size
+    images, masks = [], []
+    for i in range(n):
+        base = 120 + 50 * np.sin(6 * xx + i) * np.cos(4 * yy) + rng.normal(0, 8, (image_size, image_size))
+        cy, cx = rng.uniform(0.2, 0.8), rng.uniform(*lesion_x)
+        mask = ((yy - cy) ** 2 + (xx - cx) ** 2 < rng.uniform(*lesion_radius) ** 2).astype(np.uint8)
+        images.append(np.clip(base + lesion_contrast * mask, 0, 255).astype(np.uint8))
+        masks.append(mask)
+    return np.stack(images), np.stack(masks)
+
+
+def save_fake_prepared(
+    directory: Path, images: np.ndarray, masks: np.ndarray, n_train: int, subset_sizes: Sequence[int], seed: int = 0
+) -> Path:
+    """The prepared-data contract over the given arrays: rows [0, n_train) train (nested prefixes), the rest test."""
+    n = len(images)
+    index = pd.DataFrame(
+        {
+            "row": range(n),
+            "image_id": [f"img{i}" for i in range(n)],
+            "dicom_path": "none",
+            "mask_fraction": [float(m.mean()) for m in masks],
+            "split": ["train"] * n_train + ["test"] * (n - n_train),
+            "train_rank": list(range(n_train)) + [-1] * (n - n_train),
+        }
+    )
+    train_rows = {int(k): np.arange(k) for k in subset_sizes}
+    save_prepared(directory, images, masks, index, np.arange(n_train, n), train_rows, seed)
+    return directory
+
+
+class TinyExtractor(nn.Module):
+    """A frozen stand-in for Inception with a few features, so loops over it take milliseconds."""
+
+    def __init__(self, n_features: int = 16) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(0)
+        self.conv = nn.Conv2d(1, n_features, 5, stride=2)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=generator) * 0.3)
+            self.conv.bias.zero_()
+        self.calls = 0
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return torch.tanh(self.conv(images.float())).mean(dim=(2, 3)) * 10
