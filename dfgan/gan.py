@@ -526,7 +526,7 @@ def save_samples(
 
 
 def run_paths(size: int, variant: str) -> dict[str, Path]:
-    """The pipeline's paths for one model. The checkpoint lives outside the stage's outputs (declared persist)."""
+    """The pipeline's paths for one model. The checkpoint lives outside the stage's outputs, so DVC keeps it."""
     name = f"{size}_{variant}"
     return {
         "out_dir": Path("models/gan") / name,
