@@ -245,20 +245,30 @@ def condition_title(condition: str) -> str:
     return f"R + {'2S' if parsed.copies == 2 else 'S'} ({name})"
 
 
+def size_panels() -> tuple[Figure, list[Any]]:
+    """A figure with one panel per augmentation setting, sharing the y axis."""
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    return figure, list(figure.subplots(1, 2, sharey=True))
+
+
+def finish_size_panel(ax: Any, aug: str, legend_size: int) -> None:
+    """Log-scaled training-size axis, the augmentation setting as the title, and the legend."""
+    ax.set_xscale("log")
+    ax.set_xlabel("real training images (N)")
+    ax.set_title(f"classic augmentation: {AUG_TITLES[aug]}")
+    ax.legend(fontsize=legend_size)
+
+
 def plot_improvement(gains: pd.DataFrame, conditions: Sequence[str], path: Path) -> Path:
     """Fig. 4: relative improvement vs training size, one panel per augmentation, the paper's DF-GAN dashed."""
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    axes = figure.subplots(1, 2, sharey=True)
+    figure, axes = size_panels()
     for ax, aug in zip(axes, AUGS):
         for condition in all_conditions(conditions)[1:]:
             ax.plot(gains["size"], 100 * gains[f"{condition}-{aug}"], "o-", label=condition_title(condition))
         paper = paper_results.paper_improvement(aug)
         ax.plot(list(paper), [100 * v for v in paper.values()], "k--", label=f"{PAPER_LABEL}: DF-GAN")
         ax.axhline(0.0, color="grey", linewidth=0.8)
-        ax.set_xscale("log")
-        ax.set_xlabel("real training images (N)")
-        ax.set_title(f"classic augmentation: {AUG_TITLES[aug]}")
-        ax.legend(fontsize=8)
+        finish_size_panel(ax, aug, legend_size=8)
     axes[0].set_ylabel("relative Dice improvement over R (%)")
     figure.savefig(path, dpi=120)
     return path
@@ -266,8 +276,7 @@ def plot_improvement(gains: pd.DataFrame, conditions: Sequence[str], path: Path)
 
 def plot_dice_vs_size(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], path: Path) -> Path:
     """Dice ± s.e. vs training size per condition, one panel per augmentation; the paper's R and R+S dashed."""
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    axes = figure.subplots(1, 2, sharey=True)
+    figure, axes = size_panels()
     xs = [int(s) for s in sizes]
     for ax, aug in zip(axes, AUGS):
         for condition in all_conditions(conditions):
@@ -282,10 +291,7 @@ def plot_dice_vs_size(results: dict[RunKey, dict], sizes: Sequence[int], conditi
         ax.plot(
             paper_sizes, [table[s][1].mean for s in paper_sizes], "k--", label=f"{PAPER_LABEL}: R + S (DF-GAN)"
         )
-        ax.set_xscale("log")
-        ax.set_xlabel("real training images (N)")
-        ax.set_title(f"classic augmentation: {AUG_TITLES[aug]}")
-        ax.legend(fontsize=7)
+        finish_size_panel(ax, aug, legend_size=7)
     axes[0].set_ylabel("test Dice (mean ± s.e. over seeds)")
     figure.savefig(path, dpi=120)
     return path

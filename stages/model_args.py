@@ -1,0 +1,17 @@
+"""Command-line arguments shared by the stages that act on one GAN model (one training size x variant)."""
+
+from __future__ import annotations
+
+import argparse
+
+from dfgan.gan import VARIANTS
+
+
+def parse_model_args(description: str | None) -> argparse.Namespace:
+    """``--size N --variant {pix2pix,dfgan} [--params params.yaml] [--prepared data/prepared]``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", type=int, required=True, help="training-set size (one of params 'sizes')")
+    parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--prepared", default="data/prepared")
+    return parser.parse_args()
