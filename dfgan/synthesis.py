@@ -31,6 +31,7 @@ from dfgan.fid import (
     train_stats_path,
 )
 from dfgan.gan import generate, load_generator, make_pairs
+from dfgan.gan import run_paths as gan_run_paths  # the generator this stage reads
 from dfgan.imaging import outline, save_grid, unit_to_uint8
 from dfgan.inception import load_inception
 from dfgan.prepared import load_prepared
@@ -43,7 +44,7 @@ PREVIEW_FILE = "preview.png"
 def run_paths(size: int, variant: str) -> dict[str, Path]:
     """The pipeline's paths for one synthetic set: the generator it reads, and what it writes."""
     return {
-        "model_dir": Path("models/gan") / f"{size}_{variant}",
+        "model_dir": gan_run_paths(size, variant)["out_dir"],
         "out_dir": Path("data/synthetic") / str(size) / variant,
         "metrics_path": Path("metrics/synth") / f"{size}_{variant}.json",
     }

@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> None:
         positive_fraction=float(cfg["positive_fraction"]),
         image_size=int(cfg["image_size"]),
         seed=int(cfg["seed"]),
-        workers=int(cfg.get("workers", 1)),
-        jpeg_fraction=float(cfg.get("jpeg_fraction", 0.0)),
-        jpeg_quality=int(cfg.get("jpeg_quality", 95)),
+        workers=int(cfg["workers"]),
+        jpeg_fraction=float(cfg["jpeg_fraction"]),
+        jpeg_quality=int(cfg["jpeg_quality"]),
     )
     render_contact_sheet(out_dir, CONTACT_SHEET, int(cfg["contact_sheet"]))
     print(json.dumps({k: v for k, v in summary.items() if k != "real"}, indent=1))

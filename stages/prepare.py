@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from dfgan.config import load_params, section
@@ -23,7 +22,6 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     cfg = section(params, "data")
-    shutil.rmtree(OUT_DIR, ignore_errors=True)  # no stale files (DVC removes outputs before a run as well)
     metrics = prepare_dataset(
         cfg["raw_dir"],
         OUT_DIR,
@@ -36,8 +34,8 @@ def main(argv: list[str] | None = None) -> None:
         seed=int(cfg["seed"]),
         workers=int(cfg["workers"]),
         missing_dicom=str(cfg["missing_dicom"]),
-        mask_threshold=float(cfg.get("mask_threshold", 0.25)),
-        rle_mode=str(cfg.get("rle_mode", "auto")),
+        mask_threshold=float(cfg["mask_threshold"]),
+        rle_mode=str(cfg["rle_mode"]),
     )
     print(json.dumps({k: v for k, v in metrics.items() if k != "missing_dicom_ids"}, indent=1))
 
