@@ -229,28 +229,41 @@ def write_reference_stats(
     device: torch.device | str,
     include_test: bool = True,
     extractor: nn.Module | None = None,
+    include_flips: bool = False,
 ) -> dict[str, dict]:
     """Real-image statistics: ``train_<size>.npz`` for each of ``sizes`` and (``include_test``) ``test.npz``.
 
-    Each distinct image goes through Inception once (the training subsets are nested). Only the files named are
-    replaced: the folder is shared by several DVC outputs. Returns a summary {file name: {"images": n}}.
+    The training statistics cover the images the GAN fits to (``PreparedData.train``: never a validation or test
+    image) and, with ``include_flips`` (the GAN's ``jitter_flip``), their mirror images too, so the FID loss targets
+    the distribution G is trained to produce. Each distinct image goes through Inception once (the training subsets
+    are nested). Only the files named are replaced: the folder is shared by several DVC outputs. Returns a summary
+    {file name: {"images": n}}.
     """
     data = load_prepared(prepared_dir)
     extractor = extractor if extractor is not None else load_inception(device)
     stats_dir = Path(stats_dir)
     train_rows = np.unique(np.concatenate([data.train(size).rows for size in sizes] + [np.empty(0, np.int64)]))
-    all_rows = np.concatenate([train_rows, data.test_rows if include_test else np.empty(0, np.int64)])
-    features = compute_features(data.images[all_rows], extractor, batch_size, device, desc="inception")
-    by_row = {int(row): i for i, row in enumerate(all_rows)}
+    by_row = {int(row): i for i, row in enumerate(train_rows)}
+    train_images = np.asarray(data.images[train_rows])
+    if len(train_rows):
+        train_features = compute_features(train_images, extractor, batch_size, device, desc="inception")
+    if include_flips and len(train_rows):
+        flipped = compute_features(
+            np.ascontiguousarray(train_images[:, :, ::-1]), extractor, batch_size, device, desc="inception (flipped)"
+        )
 
     summary: dict[str, dict] = {}
     for size in sizes:
-        rows = data.train(size).rows
+        positions = [by_row[int(r)] for r in data.train(size).rows]
+        features = train_features[positions]
+        if include_flips:
+            features = np.concatenate([features, flipped[positions]])
         path = train_stats_path(size, stats_dir)
-        save_stats(path, features[[by_row[int(r)] for r in rows]])
-        summary[path.name] = {"images": len(rows)}
+        save_stats(path, features)
+        summary[path.name] = {"images": len(features)}
     if include_test:
         path = test_stats_path(stats_dir)
-        save_stats(path, features[len(train_rows) :])
+        save_stats(path, compute_features(np.asarray(data.images[data.test_rows]), extractor, batch_size, device,
+                                          desc="inception (test)"))
         summary[path.name] = {"images": len(data.test_rows)}
     return summary

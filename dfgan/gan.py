@@ -89,19 +89,21 @@ class GanSettings:
     sample_count: int
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], variant: str) -> "GanSettings":
+    def from_params(cls, params: dict[str, Any], variant: str, seed: int) -> "GanSettings":
+        """The settings of one model; ``seed`` is one of ``gan.seeds`` (one GAN per seed, a DVC matrix item)."""
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant '{variant}' (expected one of {VARIANTS})")
         gan = params["gan"]
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in ("variant", "image_size", "eigen_floor")
-                   and f.name not in gan]
+        derived = ("variant", "image_size", "eigen_floor", "seed")
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in derived and f.name not in gan]
         if missing:
             raise KeyError(f"params.yaml: gan section lacks {missing}")
         if gan["fid_mode"] not in FID_MODES:
             raise ValueError(f"gan.fid_mode must be one of {FID_MODES}, got '{gan['fid_mode']}'")
-        values = {f.name: gan[f.name] for f in dataclasses.fields(cls) if f.name in gan}
+        values = {f.name: gan[f.name] for f in dataclasses.fields(cls) if f.name in gan and f.name not in derived}
         values.update(
             variant=variant,
+            seed=int(seed),
             image_size=int(params["data"]["image_size"]),
             eigen_floor=float(params["fid"]["eigen_floor"]),
             # The baseline: pix2pix has no FID term whatever gan.lambda_fid says.
@@ -212,9 +214,20 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
 
 
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """ceil(n / batch_size) full batches over a fresh permutation; the short last batch is refilled.
+
+    Refilled rather than dropped: topping it up with the first images of this epoch's order keeps every image in
+    every epoch, and every batch - so every FID term and every BatchNorm - sees exactly ``batch_size`` images (a
+    batch FID of 2 samples would otherwise count as much as one of 16).
+    """
+    if n < batch_size:
+        raise ValueError(f"{n} training images cannot fill a batch of {batch_size}: lower gan.batch_size")
     order = torch.randperm(n, generator=generator)
     for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
+        batch = order[start : start + batch_size]
+        if len(batch) < batch_size:
+            batch = torch.cat([batch, order[: batch_size - len(batch)]])
+        yield batch
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -366,12 +379,20 @@ def preserved_state(net: nn.Module, device: torch.device) -> Iterator[None]:
 def generate(
     generator: nn.Module, inputs: torch.Tensor, batch_size: int, train_mode: bool, device: torch.device
 ) -> torch.Tensor:
-    """G(inputs) batch by batch, in train mode (official pix2pix test: dropout as noise, batch statistics) or eval."""
+    """G(inputs) batch by batch, in train mode (official pix2pix test: dropout as noise, batch statistics) or eval.
+
+    Every forward pass sees ``batch_size`` inputs: in train mode BatchNorm normalises with the batch's own
+    statistics, so a short last batch is padded with inputs from the start of the set (wrapping around) and the
+    extra outputs are discarded.
+    """
     generator.train(train_mode)
     outputs = []
+    n = len(inputs)
     with torch.no_grad():
-        for start in range(0, len(inputs), batch_size):
-            outputs.append(generator(inputs[start : start + batch_size].to(device)).float().cpu())
+        for start in range(0, n, batch_size):
+            count = min(batch_size, n - start)
+            batch = inputs[torch.arange(start, start + batch_size) % n] if count < batch_size else inputs[start : start + count]
+            outputs.append(generator(batch.to(device)).float().cpu()[:count])
     return torch.cat(outputs)
 
 
@@ -509,7 +530,9 @@ def save_samples(
 ) -> None:
     """Rows: input (disease area) / generated / real, each with the mask's outline where it helps."""
     count = min(s.sample_count, len(data))
-    inputs, _ = make_pairs(data.images[:count], data.masks[:count], s.mask_channel, device)
+    # G sees a full batch of real training inputs (BatchNorm uses batch statistics), of which the first are shown.
+    shown = max(count, min(s.batch_size, len(data)))
+    inputs, _ = make_pairs(data.images[:shown], data.masks[:shown], s.mask_channel, device)
     with preserved_state(models.generator, device):
         fake = unit_to_uint8(generate(models.generator, inputs, s.batch_size, s.eval_train_mode, device))
     disease = unit_to_uint8(inputs[:, :1])
@@ -525,9 +548,14 @@ def save_samples(
 # The training run
 
 
-def run_paths(size: int, variant: str) -> dict[str, Path]:
+def model_name(size: int, variant: str, seed: int) -> str:
+    """``<size>_<variant>_s<seed>``: one GAN per training size, variant and seed in ``gan.seeds``."""
+    return f"{size}_{variant}_s{seed}"
+
+
+def run_paths(size: int, variant: str, seed: int) -> dict[str, Path]:
     """The pipeline's paths for one model. The checkpoint lives outside the stage's outputs, so DVC keeps it."""
-    name = f"{size}_{variant}"
+    name = model_name(size, variant, seed)
     return {
         "out_dir": Path("models/gan") / name,
         "checkpoint_path": Path("checkpoints/gan") / f"{name}.pt",
@@ -551,6 +579,7 @@ def train_gan(
     prepared_dir: str | Path,
     size: int,
     variant: str,
+    seed: int,
     params: dict[str, Any],
     out_dir: str | Path,
     checkpoint_path: str | Path,
@@ -560,7 +589,7 @@ def train_gan(
     stats_path: str | Path | None = None,
     extractor: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Train one GAN (``size`` training images, ``variant`` pix2pix or dfgan) and write its outputs.
+    """Train one GAN (``size`` training images, ``variant`` pix2pix or dfgan, ``seed``) and write its outputs.
 
     ``stats_path`` defaults to ``data/fid_stats/train_<size>.npz``; ``extractor`` (a test hook) replaces the
     Inception network, and ``stop_after_epoch`` returns right after that epoch's checkpoint (a simulated kill).
@@ -568,18 +597,19 @@ def train_gan(
     """
     from dvclive import Live  # imported here: it pulls in DVC, which the rest of the library does not need
 
-    s = GanSettings.from_params(params, variant)
+    s = GanSettings.from_params(params, variant, seed)
     out_dir, checkpoint_path, live_dir, metrics_path = map(Path, (out_dir, checkpoint_path, live_dir, metrics_path))
     stats_path = Path(stats_path) if stats_path is not None else train_stats_path(size)
     device = resolve_device(s.device)
     seed_everything(s.seed)
 
-    # Data: the training subset only (uint8 in memory); pairs are built and jittered per batch.
+    # Data: the training rows only - never a validation or test image (uint8 in memory); pairs are built and
+    # jittered per batch.
     data = load_prepared(prepared_dir).train(size)
     images, masks = np.ascontiguousarray(data.images), np.ascontiguousarray(data.masks)
     eval_inputs, _ = make_pairs(images, masks, s.mask_channel, torch.device("cpu"))
     real = load_stats(stats_path)
-    batch_size = min(s.batch_size, len(data))
+    batch_size = s.batch_size
 
     # Models, the frozen feature extractor and the FID loss against the real training statistics.
     models = build_models(s, device)
@@ -594,7 +624,7 @@ def train_gan(
     if state is not None:
         restore_checkpoint(models, state, device)
         start_epoch, steps, seconds_before, history = state["epoch"], state["steps"], state["seconds"], state["history"]
-        print(f"[train_gan] {size}_{variant}: resuming after epoch {start_epoch} of {s.total_epochs}")
+        print(f"[train_gan] {model_name(size, variant, seed)}: resuming after epoch {start_epoch} of {s.total_epochs}")
     del state
 
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -607,7 +637,7 @@ def train_gan(
     progress = tqdm(
         total=s.total_epochs * steps_per_epoch,
         initial=start_epoch * steps_per_epoch,
-        desc=f"gan {size}_{variant}",
+        desc=f"gan {model_name(size, variant, seed)}",
         unit="step",
         disable=progress_disabled(),
     )
@@ -659,6 +689,9 @@ def train_gan(
     metrics = {
         "size": size,
         "variant": variant,
+        "seed": seed,
+        "train_images": len(data),
+        "batch_size": batch_size,
         "epochs": s.total_epochs,
         "steps": steps,
         "seconds": round(seconds, 3),

@@ -46,3 +46,40 @@ def mean_and_sem(values: Sequence[float] | np.ndarray) -> tuple[float, float]:
     if array.size == 1:
         return mean, 0.0
     return mean, float(array.std(ddof=1) / np.sqrt(array.size))
+
+
+def paired_difference(
+    condition: np.ndarray, baseline: np.ndarray, bootstrap_samples: int, seed: int, level: float = 0.95
+) -> dict[str, float | int | bool]:
+    """Dice(condition) - Dice(baseline), paired by seed and test image.
+
+    ``condition`` and ``baseline`` are (seeds, test images) arrays of per-image Dice, row k of both from seed k, column
+    j of both the same test image. Returns the mean difference, its standard error over seeds (of the per-seed mean
+    differences, ddof=1; 0 for one seed), and a percentile bootstrap interval that resamples seeds and test images
+    independently with replacement (a two-way bootstrap, seeded), so both the training randomness and the finite
+    test set are in it. ``excludes_zero`` flags an interval that lies wholly above or below 0.
+    """
+    condition, baseline = np.asarray(condition, np.float64), np.asarray(baseline, np.float64)
+    if condition.shape != baseline.shape or condition.ndim != 2 or condition.size == 0:
+        raise ValueError(f"paired_difference: need two equal (seeds, images) arrays, got {condition.shape} and "
+                         f"{baseline.shape}")
+    if bootstrap_samples < 1 or not 0.0 < level < 1.0:
+        raise ValueError(f"paired_difference: bootstrap_samples >= 1 and 0 < level < 1, got {bootstrap_samples}, {level}")
+    differences = condition - baseline
+    n_seeds, n_images = differences.shape
+    mean, sem = mean_and_sem(differences.mean(axis=1))
+    rng = np.random.default_rng(seed)
+    # Resampling with replacement = multinomial counts; the resampled mean is w_seeds . D . w_images.
+    seed_weights = rng.multinomial(n_seeds, np.full(n_seeds, 1.0 / n_seeds), size=bootstrap_samples) / n_seeds
+    image_weights = rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=bootstrap_samples) / n_images
+    resampled = np.einsum("bs,si,bi->b", seed_weights, differences, image_weights)
+    low, high = np.quantile(resampled, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
+    return {
+        "mean": mean,
+        "sem": sem,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "excludes_zero": bool(low > 0.0 or high < 0.0),
+        "n_seeds": n_seeds,
+        "n_images": n_images,
+    }

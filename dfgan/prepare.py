@@ -21,7 +21,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from dfgan.dicom_io import DicomError, read_dicom
-from dfgan.prepared import save_prepared
+from dfgan.prepared import save_prepared, split_pools
 from dfgan.rle import RLEError, code_reading, decode_union, is_empty_code
 from dfgan.runtime import progress_disabled
 from dfgan.siim import CODE_COLUMN, ID_COLUMN, PrepareError, find_dicoms, read_rle_table
@@ -194,6 +194,7 @@ def prepare_dataset(
     missing_dicom: str,
     mask_threshold: float = 0.25,
     rle_mode: str = "auto",
+    val_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Read a SIIM-ACR tree, keep the positive images, resize, split, and write ``out_dir`` and the metrics.
 
@@ -241,7 +242,10 @@ def prepare_dataset(
     items = [items[k] for k in keep]
     prepared = [prepared[k] for k in keep]
     test_rows, train_order = make_splits(len(items), test_size, sizes, seed)
-    train_rows = {int(s): train_order[: int(s)] for s in sorted(sizes)}
+    try:
+        train_rows, val_rows = split_pools({int(s): train_order[: int(s)] for s in sorted(sizes)}, val_fraction, seed)
+    except ValueError as error:
+        raise PrepareError(f"data.val_fraction: {error}") from None
     fractions = [p.native_fraction for p in prepared]
     index = build_index(items, fractions, test_rows, train_order)
 
@@ -258,7 +262,8 @@ def prepare_dataset(
         "skipped": {"negative": len(groups) - len(positive_ids), "missing_dicom": len(missing), "empty_mask": len(empty)},
         "missing_dicom_ids": missing,
         "dicoms_without_csv_rows": len(set(dicoms) - set(groups)),
-        "splits": {"test": len(test_rows), "train_pool": len(train_order), "train": {str(k): len(v) for k, v in train_rows.items()}},
+        "splits": {"test": len(test_rows), "train_pool": len(train_order), "train": {str(k): len(v) for k, v in train_rows.items()},
+                   "val": {str(k): len(v) for k, v in val_rows.items()}},
         "image_size": image_size,
         "rle_mode": resolved_mode,
         "mask_fraction_native": _quantiles(np.asarray(fractions)),
@@ -270,7 +275,7 @@ def prepare_dataset(
     _write_atomically(
         out_dir,
         metrics_path,
-        lambda directory: save_prepared(directory, images, masks, index, test_rows, train_rows, seed),
+        lambda directory: save_prepared(directory, images, masks, index, test_rows, train_rows, seed, val_rows, val_fraction),
         metrics,
     )
     return metrics

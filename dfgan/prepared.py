@@ -6,8 +6,12 @@ Layout of ``data/prepared/`` (all written by ``dfgan.prepare``):
 - ``masks.npy``   uint8 (N, S, S) in {0, 1}: the union of that image's pneumothorax regions.
 - ``index.csv``   one row per image: ``row, image_id, dicom_path, mask_fraction, split, train_rank``
   (``split`` is ``test`` or ``train``; ``train_rank`` orders the training pool, -1 on test rows).
-- ``splits.json`` ``{"seed": int, "test": [row, ...], "train": {"<size>": [row, ...], ...}}``; training subsets are
-  nested (the first k rows of the training order) and disjoint from ``test``.
+- ``splits.json`` ``{"seed": int, "val_fraction": float, "test": [row, ...], "train": {"<size>": [row, ...]},
+  "val": {"<size>": [row, ...]}}``. The N images of training size N (the "pool": the first N rows of the training
+  order, so pools are nested) are split once, independently of any model seed, into ``val`` (for picking the
+  U-Net++'s best step) and ``train`` (everything else). The GANs, the FID-loss statistics, the synthetic sets and
+  the U-Net++ all train on ``train`` only, so no model selection ever looks at an image a GAN was fitted to.
+  ``test`` is disjoint from every pool.
 """
 
 from __future__ import annotations
@@ -37,6 +41,31 @@ class ImageSet:
         return len(self.rows)
 
 
+def validation_count(n_pool: int, val_fraction: float) -> int:
+    """round(val_fraction * n), at least 1 when the fraction is positive, and always leaving one image to train on."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    if val_fraction == 0.0:
+        return 0
+    if n_pool < 2:
+        raise ValueError(f"cannot carve a validation split from {n_pool} training image(s)")
+    return int(min(max(1, round(val_fraction * n_pool)), n_pool - 1))
+
+
+def split_pools(
+    pools: dict[int, np.ndarray], val_fraction: float, seed: int
+) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Split each size's pool into (train, val) rows, seeded by (seed, size); both keep the pool's order."""
+    train_rows, val_rows = {}, {}
+    for size, pool in pools.items():
+        pool = np.asarray(pool, dtype=np.int64)
+        chosen = np.zeros(len(pool), dtype=bool)
+        n_val = validation_count(len(pool), val_fraction)
+        chosen[np.random.default_rng([seed, int(size)]).permutation(len(pool))[:n_val]] = True
+        train_rows[int(size)], val_rows[int(size)] = pool[~chosen], pool[chosen]
+    return train_rows, val_rows
+
+
 @dataclass(frozen=True)
 class PreparedData:
     images: np.ndarray
@@ -44,6 +73,7 @@ class PreparedData:
     index: pd.DataFrame
     test_rows: np.ndarray
     train_rows: dict[int, np.ndarray]
+    val_rows: dict[int, np.ndarray]
 
     @property
     def sizes(self) -> list[int]:
@@ -53,11 +83,19 @@ class PreparedData:
         rows = np.asarray(rows, dtype=np.int64)
         return ImageSet(self.images[rows], self.masks[rows], rows)
 
-    def train(self, size: int) -> ImageSet:
-        """The nested training subset of ``size`` images (never a test image)."""
+    def _check_size(self, size: int) -> None:
         if size not in self.train_rows:
             raise KeyError(f"no training subset of size {size}; prepared sizes are {self.sizes}")
+
+    def train(self, size: int) -> ImageSet:
+        """What every model of training size ``size`` fits to: the pool minus its validation rows."""
+        self._check_size(size)
         return self.subset(self.train_rows[size])
+
+    def val(self, size: int) -> ImageSet:
+        """The validation rows of size ``size`` (U-Net++ model selection only; never seen by a GAN)."""
+        self._check_size(size)
+        return self.subset(self.val_rows.get(size, np.empty(0, np.int64)))
 
     def test(self) -> ImageSet:
         return self.subset(self.test_rows)
@@ -74,7 +112,8 @@ def load_prepared(directory: str | Path) -> PreparedData:
     index = pd.read_csv(directory / INDEX_FILE)
     splits = json.loads((directory / SPLITS_FILE).read_text())
     train_rows = {int(k): np.asarray(v, dtype=np.int64) for k, v in splits["train"].items()}
-    return PreparedData(images, masks, index, np.asarray(splits["test"], dtype=np.int64), train_rows)
+    val_rows = {int(k): np.asarray(v, dtype=np.int64) for k, v in splits.get("val", {}).items()}
+    return PreparedData(images, masks, index, np.asarray(splits["test"], dtype=np.int64), train_rows, val_rows)
 
 
 def save_prepared(
@@ -85,6 +124,8 @@ def save_prepared(
     test_rows: np.ndarray,
     train_rows: dict[int, np.ndarray],
     seed: int,
+    val_rows: dict[int, np.ndarray] | None = None,
+    val_fraction: float = 0.0,
 ) -> None:
     """Write the four files of the contract (the inverse of :func:`load_prepared`)."""
     directory = Path(directory)
@@ -92,9 +133,12 @@ def save_prepared(
     np.save(directory / IMAGES_FILE, np.ascontiguousarray(images, dtype=np.uint8))
     np.save(directory / MASKS_FILE, np.ascontiguousarray(masks, dtype=np.uint8))
     index.to_csv(directory / INDEX_FILE, index=False)
+    val_rows = val_rows or {}
     splits = {
         "seed": int(seed),
+        "val_fraction": float(val_fraction),
         "test": [int(r) for r in test_rows],
         "train": {str(k): [int(r) for r in v] for k, v in sorted(train_rows.items())},
+        "val": {str(k): [int(r) for r in val_rows.get(k, [])] for k in sorted(train_rows)},
     }
     (directory / SPLITS_FILE).write_text(json.dumps(splits, indent=1) + "\n")

@@ -1,24 +1,33 @@
 """U-Net++ segmentation under the paper's training conditions (Tables 1-2), evaluated by Dice on held-out positives.
 
-Conditions (``seg.synthetic_conditions`` plus the baseline ``real``); files are named ``real-<aug>`` and
-``real+<condition>-<aug>`` (see :func:`run_label`):
+Conditions; files are named ``real-<aug>``, ``real2x-<aug>`` and ``real+<condition>-<aug>`` (see :func:`run_label`):
 
-- ``real``: the N real training images of one size (the paper's "N R").
-- ``<variant>`` (``pix2pix``, ``dfgan``): N real + N synthetic images of that GAN variant ("N R + N S").
-- ``<variant>2x`` (e.g. ``dfgan2x``): N real + N synthetic + N synthetic grown from flipped lesions ("N R + 2N S").
+- ``real``: the real training images of one size (the paper's "N R").
+- ``real2x``: the same real images, each listed twice (a control: "more of the same", no synthetic image).
+- ``<variant>`` (``pix2pix``, ``dfgan``): real + one synthetic image per real lesion of that GAN ("N R + N S").
+- ``<variant>2x`` (e.g. ``dfgan2x``): real + synthetic + synthetic grown from flipped lesions ("N R + 2N S").
 
-A validation split (for picking the best epoch) is carved from the REAL training images only, and every synthetic
-image whose source lesion lies in it is dropped, so no validation lesion leaks into training. The test set is only
-touched once per seed, by the best-epoch model.
+The validation images (for picking the best step) are fixed per training size by ``prepare`` (``PreparedData.val``):
+no GAN, FID statistic or synthetic image ever came from them. Seed number k of ``seg.seeds`` (its position) reads
+the synthetic set of GAN seed ``gan.seeds[k mod len(gan.seeds)]``, so the spread over seeds includes GAN training
+variance. The test set is touched once per seed, by the selected model.
+
+``seg.schedule``: ``steps`` gives every condition of one size the same number of optimizer steps and the same
+validation points (``seg.epochs`` rounds of ``ceil(seg.budget_factor * n_real / batch_size)`` steps, batches drawn
+by cycling through fresh permutations of the condition's training set), so a gain from synthetic images cannot be a
+gain from training longer. ``epochs`` is the literal fixed-epoch protocol (``seg.epochs`` passes over the training
+set, so R + S trains twice as many steps as R).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,7 +35,7 @@ import segmentation_models_pytorch as smp
 import torch
 from dvclive import Live
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from dfgan.augment import JointTransform, build_augmentation
@@ -38,9 +47,11 @@ from dfgan.synthetic_data import load_synthetic
 
 REAL = "real"
 FLIPPED_SUFFIX = "2x"
+REAL_REPEATED = REAL + FLIPPED_SUFFIX  # "real2x": the control condition
+SCHEDULES = ("steps", "epochs")
 
 # Where each training image comes from (TrainingSet.train_part).
-PART_REAL, PART_SYNTHETIC, PART_FLIPPED = 0, 1, 2
+PART_REAL, PART_SYNTHETIC, PART_FLIPPED, PART_REAL_REPEAT = 0, 1, 2, 3
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -50,17 +61,22 @@ PART_REAL, PART_SYNTHETIC, PART_FLIPPED = 0, 1, 2
 
 @dataclass(frozen=True)
 class Condition:
-    """A parsed condition name: which GAN variant supplies synthetic images, and how many copies (0, 1 or 2)."""
+    """A parsed condition name: which GAN variant supplies synthetic images, how many synthetic copies (0, 1 or 2),
+    and how many times the real images are listed (2 for the ``real2x`` control)."""
 
     name: str
     variant: str | None
     copies: int
+    real_copies: int = 1
 
 
 def parse_condition(condition: str) -> Condition:
-    """``real`` -> no synthetic; ``dfgan`` -> 1 copy of DF-GAN's; ``dfgan2x`` -> plain + flipped-lesion copies."""
+    """``real`` -> no synthetic; ``real2x`` -> the real images twice; ``dfgan`` -> 1 copy of DF-GAN's;
+    ``dfgan2x`` -> plain + flipped-lesion copies."""
     if condition == REAL:
         return Condition(condition, None, 0)
+    if condition == REAL_REPEATED:
+        return Condition(condition, None, 0, real_copies=2)
     if condition.endswith(FLIPPED_SUFFIX) and len(condition) > len(FLIPPED_SUFFIX):
         return Condition(condition, condition[: -len(FLIPPED_SUFFIX)], 2)
     if not condition:
@@ -68,13 +84,29 @@ def parse_condition(condition: str) -> Condition:
     return Condition(condition, condition, 1)
 
 
+def conditions_from_params(params: dict[str, Any]) -> list[str]:
+    """Every trained condition, as dvc.yaml lays them out: ``seg.real_conditions`` (``seg_real``), one R + S per
+    GAN variant in ``variants`` (``seg_synth``) and R + 2S per variant in ``seg.flipped_variants`` (``seg_synth2x``)."""
+    seg = params["seg"]
+    return [
+        *[str(c) for c in seg["real_conditions"]],
+        *[str(v) for v in params["variants"]],
+        *[f"{v}{FLIPPED_SUFFIX}" for v in seg["flipped_variants"]],
+    ]
+
+
+def uses_synthetic(condition: str) -> bool:
+    """Whether the condition trains on a GAN's images (and so reads ``gan.seeds``)."""
+    return parse_condition(condition).variant is not None
+
+
 def condition_label(condition: str) -> str:
-    """The training-set name used in paths and tables: ``real`` or ``real+<condition>`` (e.g. ``real+dfgan2x``)."""
-    return REAL if condition == REAL else f"{REAL}+{condition}"
+    """The training-set name used in paths and tables: ``real``, ``real2x`` or ``real+<condition>``."""
+    return f"{REAL}+{condition}" if uses_synthetic(condition) else condition
 
 
 def run_label(condition: str, aug: str) -> str:
-    """The file stem of one run, as dvc.yaml names it: ``real-none``, ``real+dfgan2x-classic``."""
+    """The file stem of one run, as dvc.yaml names it: ``real-none``, ``real2x-none``, ``real+dfgan2x-classic``."""
     return f"{condition_label(condition)}-{aug}"
 
 
@@ -96,31 +128,22 @@ class TrainingSet:
 
     @property
     def n_train_synthetic(self) -> int:
-        return int((self.train_part != PART_REAL).sum())
+        return int(np.isin(self.train_part, (PART_SYNTHETIC, PART_FLIPPED)).sum())
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_part)
 
     @property
     def n_val(self) -> int:
         return len(self.val_rows)
 
 
-def validation_count(n_real: int, val_fraction: float) -> int:
-    """round(val_fraction * n), at least 1 when the fraction is positive, and always leaving one image to train on."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    if val_fraction == 0.0:
-        return 0
-    if n_real < 2:
-        raise ValueError(f"cannot carve a validation split from {n_real} real training image(s)")
-    return int(min(max(1, round(val_fraction * n_real)), n_real - 1))
-
-
-def split_validation(rows: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Split real training rows into (train, val), deterministically from ``seed``; both keep the input order."""
-    rows = np.asarray(rows, dtype=np.int64)
-    n_val = validation_count(len(rows), val_fraction)
-    chosen = np.zeros(len(rows), dtype=bool)
-    chosen[np.random.default_rng(seed).permutation(len(rows))[:n_val]] = True
-    return rows[~chosen], rows[chosen]
+def gan_seed_for(seed_position: int, gan_seeds: Sequence[int]) -> int:
+    """The GAN seed whose synthetic set seed number ``seed_position`` of ``seg.seeds`` trains on (cycling)."""
+    if not gan_seeds:
+        raise ValueError("gan.seeds is empty")
+    return int(gan_seeds[seed_position % len(gan_seeds)])
 
 
 def assemble_training_set(
@@ -128,36 +151,33 @@ def assemble_training_set(
     synthetic_dir: str | Path,
     size: int,
     condition: str,
-    val_fraction: float,
-    seed: int,
+    gan_seed: int = 0,
 ) -> TrainingSet:
-    """Real images of ``size`` (minus a validation split), plus the condition's synthetic images.
+    """The real training images of ``size``, plus the condition's synthetic images (from GAN seed ``gan_seed``);
+    validation = the size's fixed validation rows.
 
-    ``synthetic_dir`` is the synthetic root (``data/synthetic``) holding ``<size>/<variant>/synthetic.npz``; it is
-    not read for ``real``. Synthetic images whose source lesion is a validation row are excluded; a synthetic file
-    whose source rows are not this size's training rows is an error (it would leak test or foreign lesions).
+    ``synthetic_dir`` is the synthetic root (``data/synthetic``); it is not read for ``real`` and ``real2x``. A
+    synthetic set with a lesion from outside this size's training rows is an error: it was made from another split
+    and would leak validation, test or foreign lesions into training.
     """
     parsed = parse_condition(condition)
     real = prepared.train(size)
-    train_rows, val_rows = split_validation(real.rows, val_fraction, seed)
-    real_train = prepared.subset(train_rows)
-    val = prepared.subset(val_rows)
+    val = prepared.val(size)
 
-    images, masks, sources = [real_train.images], [real_train.masks], [real_train.rows]
-    parts = [np.full(len(real_train), PART_REAL, np.int8)]
+    images, masks, sources = [real.images] * parsed.real_copies, [real.masks] * parsed.real_copies, [real.rows] * parsed.real_copies
+    parts = [np.full(len(real), PART_REAL, np.int8)] + [np.full(len(real), PART_REAL_REPEAT, np.int8)] * (parsed.real_copies - 1)
     if parsed.variant is not None:
-        synthetic = load_synthetic(synthetic_dir, size, parsed.variant)
+        synthetic = load_synthetic(synthetic_dir, size, parsed.variant, gan_seed)
         for part_id, part in zip((PART_SYNTHETIC, PART_FLIPPED), synthetic.parts(parsed.copies)):
             _check_synthetic_sources(part.source_rows, real, condition, size)
             if part.images.shape[1:] != real.images.shape[1:]:
                 raise ValueError(
                     f"{condition} synthetic images are {part.images.shape[1:]}, real ones {real.images.shape[1:]}"
                 )
-            kept = part.keep_sources(train_rows)
-            images.append(kept.images)
-            masks.append(kept.masks)
-            sources.append(kept.source_rows)
-            parts.append(np.full(len(kept), part_id, np.int8))
+            images.append(part.images)
+            masks.append(part.masks)
+            sources.append(part.source_rows)
+            parts.append(np.full(len(part), part_id, np.int8))
 
     return TrainingSet(
         train_images=np.concatenate(images).astype(np.uint8, copy=False),
@@ -294,41 +314,114 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How long one U-Net++ trains and when it is validated: ``rounds`` rounds, validated after each.
+
+    ``steps_per_round`` is fixed for ``steps`` (the same for every condition of a size) and None for ``epochs``
+    (a round is one pass over the condition's training set).
+    """
+
+    kind: str
+    rounds: int
+    steps_per_round: int | None
+    batch_size: int
+
+    def describe(self) -> str:
+        per = "1 epoch" if self.steps_per_round is None else f"{self.steps_per_round} steps"
+        return f"{self.kind}: {self.rounds} rounds of {per}"
+
+
+def make_schedule(seg_params: dict[str, Any], n_real_train: int) -> Schedule:
+    """The schedule of every condition of one size; ``n_real_train`` is that size's number of real training images.
+
+    ``steps``: a round is ``ceil(seg.budget_factor * n_real_train / batch_size)`` optimizer steps, whatever the
+    condition adds (budget_factor 3 = one pass over R + 2S; R then gets as many steps as R + 2S).
+    """
+    kind, rounds, batch_size = str(seg_params["schedule"]), int(seg_params["epochs"]), int(seg_params["batch_size"])
+    if kind not in SCHEDULES:
+        raise ValueError(f"seg.schedule must be one of {SCHEDULES}, got '{kind}'")
+    if kind == "epochs":
+        return Schedule(kind, rounds, None, batch_size)
+    steps = math.ceil(float(seg_params["budget_factor"]) * n_real_train / batch_size)
+    return Schedule(kind, rounds, max(1, steps), batch_size)
+
+
+class CyclingBatchSampler(Sampler[list[int]]):
+    """``total_steps`` full batches drawn from consecutive fresh permutations of range(n) (seeded).
+
+    A batch that reaches the end of one permutation continues into the next, so every batch has ``batch_size``
+    images and, over the run, every image is drawn equally often (up to one permutation).
+    """
+
+    def __init__(self, n: int, batch_size: int, total_steps: int, generator: torch.Generator) -> None:
+        if n < 1 or batch_size < 1:
+            raise ValueError(f"need at least one image and a positive batch size, got n={n}, batch_size={batch_size}")
+        self.n, self.batch_size, self.total_steps, self.generator = n, batch_size, total_steps, generator
+
+    def __len__(self) -> int:
+        return self.total_steps
+
+    def __iter__(self) -> Iterator[list[int]]:
+        pending: list[int] = []
+        for _ in range(self.total_steps):
+            while len(pending) < self.batch_size:
+                pending.extend(torch.randperm(self.n, generator=self.generator).tolist())
+            batch, pending = pending[: self.batch_size], pending[self.batch_size :]
+            yield batch
+
+
 @dataclass
 class FitResult:
     best_state: dict[str, torch.Tensor]
-    best_epoch: int  # 1-based
+    best_round: int  # 1-based; an epoch under the "epochs" schedule
+    best_step: int  # optimizer steps taken when the kept weights were saved
     best_val_dice: float
+    steps: int = 0  # optimizer steps of the whole run
+    images_seen: int = 0
     train_loss: list[float] = field(default_factory=list)
     val_dice: list[float] = field(default_factory=list)
 
 
-def train_loader(
-    data: TrainingSet, augmentation: JointTransform, batch_size: int, seed: int, device: torch.device
-) -> DataLoader:
-    """Shuffled loader over the training images, its order fixed by ``seed`` through a private generator.
+def training_rounds(
+    data: TrainingSet, augmentation: JointTransform, schedule: Schedule, seed: int, device: torch.device
+) -> Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """One batch iterator per round; the order is fixed by ``seed`` through a private generator.
 
+    ``epochs``: a shuffled pass per round (a last batch of one image is dropped: it breaks batch norm at the 1x1
+    bottleneck of small inputs). ``steps``: one cycling stream cut into rounds of ``steps_per_round`` batches.
     Augmentation runs in the main process (no workers), so its random draws come from the seeded global torch RNG.
     """
     dataset = SegmentationDataset(data.train_images, data.train_masks, augmentation)
-    return DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(seed),
-        # A last batch of one image breaks batch norm at the 1x1 bottleneck of small inputs: drop only that case.
-        drop_last=len(dataset) % batch_size == 1 and len(dataset) > 1,
-        pin_memory=device.type == "cuda",
-    )
+    generator = torch.Generator().manual_seed(seed)
+    pin = device.type == "cuda"
+    if schedule.kind == "epochs":
+        n = len(dataset)
+        loader = DataLoader(
+            dataset, batch_size=schedule.batch_size, shuffle=True, generator=generator, pin_memory=pin,
+            drop_last=n % schedule.batch_size == 1 and n > 1,
+        )
+        for _ in range(schedule.rounds):
+            yield iter(loader)
+        return
+    assert schedule.steps_per_round is not None
+    sampler = CyclingBatchSampler(len(dataset), schedule.batch_size, schedule.rounds * schedule.steps_per_round, generator)
+    stream = iter(DataLoader(dataset, batch_sampler=sampler, pin_memory=pin))
+    for _ in range(schedule.rounds):
+        yield itertools.islice(stream, schedule.steps_per_round)
 
 
-def train_one_epoch(
-    model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device
-) -> float:
-    """One pass over ``loader``; returns the sample-weighted mean training loss."""
+def train_batches(
+    model: nn.Module,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+) -> tuple[float, int, int]:
+    """Optimizer steps over ``batches``; returns (sample-weighted mean loss, steps, images)."""
     model.train()
-    total, count = 0.0, 0
-    for images, masks in loader:
+    total, count, steps = 0.0, 0, 0
+    for images, masks in batches:
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(images), masks)
@@ -336,7 +429,8 @@ def train_one_epoch(
         optimizer.step()
         total += float(loss.detach()) * len(images)
         count += len(images)
-    return total / max(count, 1)
+        steps += 1
+    return total / max(count, 1), steps, count
 
 
 def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -349,39 +443,44 @@ def fit(
     data: TrainingSet,
     augmentation: JointTransform,
     seg_params: dict[str, Any],
+    schedule: Schedule,
     seed: int,
     device: torch.device,
     live: Live | None = None,
     prefix: str = "",
 ) -> FitResult:
-    """Train for ``seg.epochs`` epochs, keeping the weights of the epoch with the best validation Dice.
+    """Train by ``schedule``, keeping the weights of the round with the best validation Dice.
 
-    Without a validation split (``val_fraction: 0``) the last epoch is kept. Curves go to ``live`` as
-    ``<prefix>train_loss`` and ``<prefix>val_dice`` with step = epoch (1-based).
+    Without validation images (``data.val_fraction: 0``) the last round is kept. Curves go to ``live`` as
+    ``<prefix>train_loss`` and ``<prefix>val_dice`` with step = optimizer steps so far, so that conditions trained
+    under the ``steps`` schedule line up.
     """
-    loader = train_loader(data, augmentation, int(seg_params["batch_size"]), seed, device)
     loss_fn = BceDiceLoss(seg_params["bce_weight"], seg_params["dice_weight"])
     optimizer = torch.optim.Adam(model.parameters(), lr=float(seg_params["lr"]))
     threshold = float(seg_params["threshold"])
-    result = FitResult(best_state=state_copy(model), best_epoch=0, best_val_dice=float("-inf"))
+    result = FitResult(best_state=state_copy(model), best_round=0, best_step=0, best_val_dice=float("-inf"))
     desc = f"U-Net++ {prefix.rstrip('/')}".strip()
-    epochs = tqdm(range(1, int(seg_params["epochs"]) + 1), desc=desc, disable=progress_disabled())
-    for epoch in epochs:
-        loss = train_one_epoch(model, loader, loss_fn, optimizer, device)
+    rounds = tqdm(
+        enumerate(training_rounds(data, augmentation, schedule, seed, device), start=1),
+        total=schedule.rounds, desc=desc, unit="round", disable=progress_disabled(),
+    )
+    for round_number, batches in rounds:
+        loss, steps, images = train_batches(model, batches, loss_fn, optimizer, device)
+        result.steps += steps
+        result.images_seen += images
         result.train_loss.append(loss)
         if data.n_val:
-            val_dice = evaluate(
-                model, data.val_images, data.val_masks, threshold, device, int(seg_params["batch_size"])
-            ).mean_dice
+            val_dice = evaluate(model, data.val_images, data.val_masks, threshold, device, schedule.batch_size).mean_dice
         else:
             val_dice = float("nan")
         result.val_dice.append(val_dice)
-        # ">=" on ties keeps the later epoch; with no validation split every epoch "wins", so the last one is kept.
+        # ">=" on ties keeps the later round; with no validation split every round "wins", so the last one is kept.
         if not data.n_val or val_dice >= result.best_val_dice:
-            result.best_state, result.best_epoch, result.best_val_dice = state_copy(model), epoch, val_dice
-        epochs.set_postfix(loss=f"{loss:.4f}", val_dice=f"{val_dice:.4f}")
+            result.best_state, result.best_val_dice = state_copy(model), val_dice
+            result.best_round, result.best_step = round_number, result.steps
+        rounds.set_postfix(loss=f"{loss:.4f}", val_dice=f"{val_dice:.4f}")
         if live is not None:
-            live.step = epoch
+            live.step = result.steps
             live.log_metric(f"{prefix}train_loss", loss)
             if data.n_val:
                 live.log_metric(f"{prefix}val_dice", val_dice)
@@ -406,7 +505,9 @@ def augmentation_params(seg_params: dict[str, Any], aug: str) -> dict[str, Any]:
 @dataclass(frozen=True)
 class SeedRun:
     seed: int
+    gan_seed: int | None  # the GAN whose synthetic images it trained on (None for real and real2x)
     data: TrainingSet
+    schedule: Schedule
     fit: FitResult
     test: Evaluation
 
@@ -419,17 +520,19 @@ def run_seed(
     aug: str,
     seg_params: dict[str, Any],
     seed: int,
+    gan_seed: int,
     device: torch.device,
     live: Live | None,
 ) -> SeedRun:
-    """Assemble, train and test one seed; the seed fixes the validation split, initial weights and batch order."""
+    """Assemble, train and test one seed; the seed fixes the initial weights, batch order and augmentation draws."""
     seed_everything(seed)
-    data = assemble_training_set(prepared, synthetic_root, size, condition, float(seg_params["val_fraction"]), seed)
+    data = assemble_training_set(prepared, synthetic_root, size, condition, gan_seed)
+    schedule = make_schedule(seg_params, len(prepared.train(size)))
     augmentation = build_augmentation(aug, augmentation_params(seg_params, aug), int(data.train_images.shape[-1]))
     model = build_model(
         seg_params["encoder"], seg_params["encoder_weights"], decoder_channels=seg_params["decoder_channels"]
     ).to(device)
-    fitted = fit(model, data, augmentation, seg_params, seed, device, live, prefix=f"seed{seed}/")
+    fitted = fit(model, data, augmentation, seg_params, schedule, seed, device, live, prefix=f"seed{seed}/")
     test = prepared.test()
     evaluation = evaluate(
         model, np.asarray(test.images), np.asarray(test.masks), float(seg_params["threshold"]), device,
@@ -437,8 +540,8 @@ def run_seed(
     )
     if live is not None:
         live.log_metric(f"seed{seed}/test_dice", evaluation.mean_dice, plot=False)
-        live.log_metric(f"seed{seed}/best_epoch", fitted.best_epoch, plot=False)
-    return SeedRun(seed, data, fitted, evaluation)
+        live.log_metric(f"seed{seed}/best_step", fitted.best_step, plot=False)
+    return SeedRun(seed, gan_seed if uses_synthetic(condition) else None, data, schedule, fitted, evaluation)
 
 
 def per_image_table(runs: list[SeedRun], prepared: PreparedData) -> pd.DataFrame:
@@ -473,27 +576,35 @@ def _image_ids(prepared: PreparedData, rows: np.ndarray) -> list[str]:
 def condition_metrics(
     runs: list[SeedRun], size: int, condition: str, aug: str, seg_params: dict[str, Any], seconds: float
 ) -> dict[str, Any]:
-    """The metrics JSON of one condition: Dice mean ± s.e. over seeds (each seed's Dice = mean over test images)."""
+    """The metrics JSON of one condition: Dice mean ± s.e. over seeds (each seed's Dice = mean over test images),
+    and the training budget each seed got (optimizer steps, images seen, the selected step)."""
     per_seed = [run.test.mean_dice for run in runs]
     dice_mean, dice_sem = mean_and_sem(per_seed)
-    first = runs[0].data  # the counts depend only on (size, val_fraction), the same for every seed
+    first = runs[0]  # the counts and the schedule depend only on the size and the condition, not on the seed
     return {
         "size": int(size),
         "condition": condition,
         "aug": aug,
         "encoder": seg_params["encoder"],
         "seeds": [run.seed for run in runs],
+        "gan_seed_per_seed": [run.gan_seed for run in runs],
         "dice_mean": dice_mean,
         "dice_sem": dice_sem,
         "dice_per_seed": per_seed,
         "empty_fraction": float(np.mean([run.test.empty.mean() for run in runs])),
-        "best_epoch_per_seed": [run.fit.best_epoch for run in runs],
-        "val_dice_per_seed": [run.fit.best_val_dice if first.n_val else None for run in runs],
-        "n_train_real": first.n_train_real,
-        "n_train_synthetic": first.n_train_synthetic,
-        "n_val": first.n_val,
-        "n_test": len(runs[0].test.dice),
-        "epochs": int(seg_params["epochs"]),
+        "schedule": first.schedule.kind,
+        "rounds": first.schedule.rounds,
+        "steps_per_round": first.schedule.steps_per_round,
+        "optimizer_steps": first.fit.steps,
+        "images_seen": first.fit.images_seen,
+        "best_round_per_seed": [run.fit.best_round for run in runs],
+        "best_step_per_seed": [run.fit.best_step for run in runs],
+        "val_dice_per_seed": [run.fit.best_val_dice if first.data.n_val else None for run in runs],
+        "n_train_real": first.data.n_train_real,
+        "n_train_synthetic": first.data.n_train_synthetic,
+        "n_train": first.data.n_train,
+        "n_val": first.data.n_val,
+        "n_test": len(first.test.dice),
         "seconds": round(seconds, 2),
     }
 
@@ -505,14 +616,17 @@ def run_condition(
     condition: str,
     aug: str,
     seg_params: dict[str, Any],
+    gan_seeds: Sequence[int],
     metrics_path: str | Path,
     per_image_path: str | Path,
     live_dir: str | Path,
 ) -> dict[str, Any]:
     """Train and test U-Net++ for every seed in ``seg.seeds``; write the metrics JSON and the per-image CSV.
 
-    dvclive: one ``Live`` for all seeds; every curve is prefixed with its seed (``seed0/train_loss``,
-    ``seed0/val_dice``, step = epoch) and the summary holds ``seedK/test_dice``, ``dice_mean`` and ``dice_sem``.
+    Seed number k trains on the synthetic set of GAN seed ``gan_seeds[k mod len(gan_seeds)]`` (``gan_seeds`` is
+    not read for ``real`` and ``real2x``). dvclive: one
+    ``Live`` for all seeds; every curve is prefixed with its seed (``seed0/train_loss``, ``seed0/val_dice``, step =
+    optimizer steps) and the summary holds ``seedK/test_dice``, ``dice_mean`` and ``dice_sem``.
     """
     start = time.perf_counter()
     seeds = [int(s) for s in seg_params["seeds"]]
@@ -523,7 +637,11 @@ def run_condition(
     device = resolve_device(seg_params["device"])
     with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
         runs = [
-            run_seed(prepared, synthetic_root, size, condition, aug, seg_params, seed, device, live) for seed in seeds
+            run_seed(
+                prepared, synthetic_root, size, condition, aug, seg_params, seed,
+                gan_seed_for(k, gan_seeds) if uses_synthetic(condition) else 0, device, live,
+            )
+            for k, seed in enumerate(seeds)
         ]
         metrics = condition_metrics(runs, size, condition, aug, seg_params, time.perf_counter() - start)
         live.log_metric("dice_mean", metrics["dice_mean"], plot=False)

@@ -1,6 +1,7 @@
 """Synthetic training images from a trained generator (Section 3.2, Tables 1 and 2).
 
-For the N training images of one size, G turns each disease area (the real pixels inside the mask) into a whole
+For the training images of one size (the pool minus its validation rows: a validation lesion never becomes a
+synthetic image), G turns each disease area (the real pixels inside the mask) into a whole
 synthetic image with exactly that mask: N R + N S. The same for the horizontally flipped disease areas, with the
 flipped masks, gives N more (R + 2S, Table 2). With ``synth.paste_lesion`` the real lesion pixels are copied back
 into the output so that the lesion is undistorted.
@@ -30,24 +31,27 @@ from dfgan.fid import (
     test_stats_path,
     train_stats_path,
 )
-from dfgan.gan import generate, load_generator, make_pairs
+from dfgan.gan import generate, load_generator, make_pairs, model_name
 from dfgan.gan import run_paths as gan_run_paths  # the generator this stage reads
 from dfgan.imaging import outline, save_grid, unit_to_uint8
 from dfgan.inception import load_inception
 from dfgan.prepared import load_prepared
 from dfgan.runtime import resolve_device
-
-SYNTHETIC_FILE = "synthetic.npz"
-PREVIEW_FILE = "preview.png"
+from dfgan.synthetic_data import PREVIEW_FILE, SYNTHETIC_FILE, SYNTHETIC_ROOT, synthetic_dir
 
 
-def run_paths(size: int, variant: str) -> dict[str, Path]:
+def run_paths(size: int, variant: str, seed: int) -> dict[str, Path]:
     """The pipeline's paths for one synthetic set: the generator it reads, and what it writes."""
     return {
-        "model_dir": gan_run_paths(size, variant)["out_dir"],
-        "out_dir": Path("data/synthetic") / str(size) / variant,
-        "metrics_path": Path("metrics/synth") / f"{size}_{variant}.json",
+        "model_dir": gan_run_paths(size, variant, seed)["out_dir"],
+        "out_dir": synthetic_dir(SYNTHETIC_ROOT, size, variant, seed),
+        "metrics_path": Path("metrics/synth") / f"{model_name(size, variant, seed)}.json",
     }
+
+
+def synthesis_seed(synth_seed: int, gan_seed: int) -> int:
+    """The dropout-noise seed of one GAN seed's synthetic set (independent streams for independent GANs)."""
+    return int(np.random.SeedSequence([synth_seed, gan_seed]).generate_state(1)[0])
 
 
 def synthesize_images(
@@ -113,6 +117,7 @@ def synthesize(
     prepared_dir: str | Path,
     size: int,
     variant: str,
+    seed: int,
     params: dict[str, Any],
     model_dir: str | Path,
     out_dir: str | Path,
@@ -120,7 +125,9 @@ def synthesize(
     stats_dir: str | Path | None = None,
     extractor: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Generate the primary and flipped synthetic sets of one trained G, with preview and FID/KID metrics.
+    """Generate the primary and flipped synthetic sets of GAN seed ``seed``, with preview and FID/KID metrics.
+
+    G runs on batches of ``gan.batch_size`` (the size it was trained with; see :func:`dfgan.gan.generate`).
 
     ``stats_dir`` defaults to ``data/fid_stats``; ``extractor`` (a test hook) replaces the Inception network and must
     be the one that produced the cached real features.
@@ -140,15 +147,16 @@ def synthesize(
         raise ValueError(f"{model_dir}: G was trained at {spec['image_size']} px, the prepared images are "
                          f"{images.shape[-1]} px: re-run train_gan")
 
-    def run(source_images: np.ndarray, source_masks: np.ndarray, seed: int) -> np.ndarray:
+    def run(source_images: np.ndarray, source_masks: np.ndarray, noise_seed: int) -> np.ndarray:
         return synthesize_images(
             generator, source_images, source_masks, spec["mask_channel"], bool(synth["train_mode"]),
-            bool(synth["paste_lesion"]), int(synth["batch_size"]), seed, device,
+            bool(synth["paste_lesion"]), int(params["gan"]["batch_size"]), noise_seed, device,
         )
 
-    synthetic = run(images, masks, int(synth["seed"]))
+    noise_seed = synthesis_seed(int(synth["seed"]), seed)
+    synthetic = run(images, masks, noise_seed)
     # A different stream for the flipped set, so its dropout noise is not the mirror of the primary set's.
-    flipped_synthetic = run(flipped_images, flipped_masks, int(synth["seed"]) + 1)
+    flipped_synthetic = run(flipped_images, flipped_masks, noise_seed + 1)
 
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
@@ -173,7 +181,9 @@ def synthesize(
     flipped_features = compute_features(flipped_synthetic, extractor, batch, device, desc="flipped")
     both = np.concatenate([features, flipped_features])
     train_ref, test_ref = load_stats(train_stats_path(size, stats_dir)), load_stats(test_stats_path(stats_dir))
-    metrics: dict[str, Any] = {"size": size, "variant": variant, "images": len(synthetic), "device": str(device)}
+    metrics: dict[str, Any] = {
+        "size": size, "variant": variant, "seed": seed, "images": len(synthetic), "device": str(device)
+    }
     for name, feats in (("primary", features), ("primary_flipped", both)):
         metrics[name] = {
             "train": distribution_metrics(feats, train_ref.features, train_ref.mu, train_ref.sigma, fid_params),

@@ -1,4 +1,4 @@
-"""Reading the synthesis stage's output: ``data/synthetic/<size>/<variant>/synthetic.npz``.
+"""Reading the synthesis stage's output: ``data/synthetic/<size>/<variant>/s<gan seed>/synthetic.npz``.
 
 Arrays (names fixed by the synthesis stage):
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+SYNTHETIC_ROOT = Path("data/synthetic")
 SYNTHETIC_FILE = "synthetic.npz"
 PREVIEW_FILE = "preview.png"
 SYNTHETIC_KEYS = (
@@ -56,8 +57,13 @@ class SyntheticSet:
         return [self.plain, self.flipped][:copies]
 
 
-def synthetic_path(root: str | Path, size: int, variant: str) -> Path:
-    return Path(root) / str(size) / variant / SYNTHETIC_FILE
+def synthetic_dir(root: str | Path, size: int, variant: str, seed: int) -> Path:
+    """One GAN seed's synthetic set; ``<root>/<size>/<variant>`` holds every seed's (what a U-Net++ run reads)."""
+    return Path(root) / str(size) / variant / f"s{seed}"
+
+
+def synthetic_path(root: str | Path, size: int, variant: str, seed: int) -> Path:
+    return synthetic_dir(root, size, variant, seed) / SYNTHETIC_FILE
 
 
 def _checked_part(path: Path, images: np.ndarray, masks: np.ndarray, rows: np.ndarray, label: str) -> SyntheticPart:
@@ -70,11 +76,13 @@ def _checked_part(path: Path, images: np.ndarray, masks: np.ndarray, rows: np.nd
     return SyntheticPart(images.astype(np.uint8, copy=False), masks.astype(np.uint8, copy=False), rows.astype(np.int64))
 
 
-def load_synthetic(root: str | Path, size: int, variant: str) -> SyntheticSet:
-    """Load one variant's synthetic set for one training size, naming the file when it or a key is missing."""
-    path = synthetic_path(root, size, variant)
+def load_synthetic(root: str | Path, size: int, variant: str, seed: int) -> SyntheticSet:
+    """Load the synthetic set of one (training size, variant, GAN seed), naming the file when it or a key is missing."""
+    path = synthetic_path(root, size, variant, seed)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: run the synthesis stage for size {size}, variant '{variant}'")
+        raise FileNotFoundError(
+            f"{path} is missing: run the synthesis stage for size {size}, variant '{variant}', GAN seed {seed}"
+        )
     with np.load(path) as npz:
         missing = [k for k in SYNTHETIC_KEYS if k not in npz.files]
         if missing:

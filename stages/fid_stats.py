@@ -31,6 +31,7 @@ def main() -> None:
         int(params["fid"]["batch_size"]),
         resolve_device(params["fid"]["device"]),
         include_test=args.split in ("all", "test"),
+        include_flips=bool(params["gan"]["jitter_flip"]),  # the GAN's targets include mirror images then
     )
     print(json.dumps(summary))
 

@@ -8,10 +8,11 @@ from dfgan.gan import VARIANTS
 
 
 def parse_model_args(description: str | None) -> argparse.Namespace:
-    """``--size N --variant {pix2pix,dfgan} [--params params.yaml] [--prepared data/prepared]``."""
+    """``--size N --variant {pix2pix,dfgan} --seed K [--params params.yaml] [--prepared data/prepared]``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size", type=int, required=True, help="training-set size (one of params 'sizes')")
     parser.add_argument("--variant", choices=VARIANTS, required=True)
+    parser.add_argument("--seed", type=int, required=True, help="GAN seed (one of params 'gan.seeds')")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", default="data/prepared")
     return parser.parse_args()

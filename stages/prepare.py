@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         missing_dicom=str(cfg["missing_dicom"]),
         mask_threshold=float(cfg["mask_threshold"]),
         rle_mode=str(cfg["rle_mode"]),
+        val_fraction=float(cfg["val_fraction"]),
     )
     print(json.dumps({k: v for k, v in metrics.items() if k != "missing_dicom_ids"}, indent=1))
 

@@ -9,8 +9,10 @@ import argparse
 
 from dfgan.config import load_params, section
 from dfgan.report import build_report
+from dfgan.segmentation import conditions_from_params
 
 SEG_METRICS_DIR = "metrics/seg"
+SEG_DATA_DIR = "data/seg"
 SYNTHETIC_ROOT = "data/synthetic"
 PREPARED_DIR = "data/prepared"
 OUT_DIR = "metrics/report"
@@ -22,14 +24,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
+    report = section(params, "report")
     summary = build_report(
         sizes=params["sizes"],
-        conditions=section(params, "seg")["synthetic_conditions"],
+        conditions=conditions_from_params(params),
         seg_metrics_dir=SEG_METRICS_DIR,
+        seg_data_dir=SEG_DATA_DIR,
         synthetic_root=SYNTHETIC_ROOT,
         out_dir=OUT_DIR,
         prepared_dir=PREPARED_DIR,
-        sample_count=int(section(params, "report")["sample_count"]),
+        sample_count=int(report["sample_count"]),
+        gan_seed=int(section(params, "gan")["seeds"][0]),
+        bootstrap={"samples": int(report["bootstrap_samples"]), "seed": int(report["bootstrap_seed"])},
     )
     print(f"report written to {OUT_DIR}/ (largest size {summary['largest_size']})")
 

@@ -12,7 +12,9 @@ from stages.model_args import parse_model_args
 def main() -> None:
     args = parse_model_args(__doc__)
     params = load_params(args.params)
-    metrics = train_gan(args.prepared, args.size, args.variant, params, **run_paths(args.size, args.variant))
+    metrics = train_gan(
+        args.prepared, args.size, args.variant, args.seed, params, **run_paths(args.size, args.variant, args.seed)
+    )
     print(json.dumps(metrics))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from dfgan.config import load_params, section
-from dfgan.segmentation import run_condition, run_label
+from dfgan.segmentation import run_condition, run_label, uses_synthetic
 
 PREPARED_DIR = "data/prepared"
 SYNTHETIC_ROOT = "data/synthetic"
@@ -17,12 +17,13 @@ SYNTHETIC_ROOT = "data/synthetic"
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, required=True, help="training-set size (one of params 'sizes')")
-    parser.add_argument("--condition", required=True, help="real, or one of seg.synthetic_conditions")
+    parser.add_argument("--condition", required=True, help="real, real2x, <variant> or <variant>2x")
     parser.add_argument("--aug", required=True, choices=["none", "classic"], help="classic augmentation or none")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
 
-    seg = section(load_params(args.params), "seg")
+    params = load_params(args.params)
+    seg = section(params, "seg")
     label = run_label(args.condition, args.aug)
     metrics = run_condition(
         prepared_dir=PREPARED_DIR,
@@ -31,6 +32,7 @@ def main(argv: list[str] | None = None) -> None:
         condition=args.condition,
         aug=args.aug,
         seg_params=seg,
+        gan_seeds=section(params, "gan")["seeds"] if uses_synthetic(args.condition) else [],
         metrics_path=f"metrics/seg/{args.size}/{label}.json",
         per_image_path=f"data/seg/{args.size}/{label}/per_image.csv",
         live_dir=f"dvclive/seg/{args.size}/{label}",

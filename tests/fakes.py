@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dfgan.prepared import save_prepared
+from dfgan.prepared import save_prepared, split_pools
 
 
 def blob_xrays(
@@ -35,9 +35,16 @@ def blob_xrays(
 
 
 def save_fake_prepared(
-    directory: Path, images: np.ndarray, masks: np.ndarray, n_train: int, subset_sizes: Sequence[int], seed: int = 0
+    directory: Path,
+    images: np.ndarray,
+    masks: np.ndarray,
+    n_train: int,
+    subset_sizes: Sequence[int],
+    seed: int = 0,
+    val_fraction: float = 0.0,
 ) -> Path:
-    """The prepared-data contract over the given arrays: rows [0, n_train) train (nested prefixes), the rest test."""
+    """The prepared-data contract over the given arrays: rows [0, n_train) are the pools (nested prefixes, each split
+    into train and val as ``prepare`` does), the rest test."""
     n = len(images)
     index = pd.DataFrame(
         {
@@ -49,8 +56,8 @@ def save_fake_prepared(
             "train_rank": list(range(n_train)) + [-1] * (n - n_train),
         }
     )
-    train_rows = {int(k): np.arange(k) for k in subset_sizes}
-    save_prepared(directory, images, masks, index, np.arange(n_train, n), train_rows, seed)
+    train_rows, val_rows = split_pools({int(k): np.arange(k) for k in subset_sizes}, val_fraction, seed)
+    save_prepared(directory, images, masks, index, np.arange(n_train, n), train_rows, seed, val_rows, val_fraction)
     return directory
 
 

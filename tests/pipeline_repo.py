@@ -18,15 +18,15 @@ PROJECT_DIRS = ("dfgan", "stages")
 TINY_OVERRIDES: dict[str, Any] = {
     "sizes": [4],
     "phantom": {"count": 16, "positive_fraction": 0.8, "image_size": 128, "contact_sheet": 4},
-    "data": {"image_size": 32, "test_size": 4, "workers": 1},
+    "data": {"image_size": 32, "test_size": 4, "workers": 1, "val_fraction": 0.25},
     "fid": {"batch_size": 8, "kid_subset_size": 4, "kid_subsets": 2},
     "gan": {
         "ngf": 8, "ndf": 8, "batch_size": 2, "n_epochs": 1, "n_epochs_decay": 1,
-        "checkpoint_every": 1, "fid_eval_every": 2, "sample_count": 2,
+        "checkpoint_every": 1, "fid_eval_every": 2, "sample_count": 2, "seeds": [0, 1],
     },
-    "synth": {"batch_size": 8, "preview_count": 2},
-    "seg": {"epochs": 1, "batch_size": 4, "seeds": [0, 1], "val_fraction": 0.25,
-            "synthetic_conditions": ["pix2pix", "dfgan2x"]},
+    "synth": {"preview_count": 2},
+    "seg": {"epochs": 1, "batch_size": 4, "seeds": [0, 1], "real_conditions": ["real"], "flipped_variants": ["dfgan"]},
+    "report": {"bootstrap_samples": 100},
 }
 
 

@@ -71,7 +71,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def run(tiny: dict[str, Any], name: str, params: dict[str, Any], variant: str = "dfgan", **kwargs: Any) -> dict:
     root = tiny["root"] / name
     return train_gan(
-        tiny["prepared"], 8, variant, params,
+        tiny["prepared"], 8, variant, 0, params,
         out_dir=root / "model", checkpoint_path=root / "ckpt.pt", live_dir=root / "live",
         metrics_path=root / "metrics.json", stats_path=tiny["stats"] / "train_8.npz", extractor=tiny["extractor"],
         **kwargs,
@@ -122,26 +122,30 @@ def test_paired_jitter_moves_image_and_mask_together() -> None:
 def test_epoch_order_depends_only_on_seed_and_epoch() -> None:
     first = list(epoch_batches(10, 4, epoch_generator(0, 3)))
     assert [b.tolist() for b in first] == [b.tolist() for b in epoch_batches(10, 4, epoch_generator(0, 3))]
-    assert [len(b) for b in first] == [4, 4, 2]
-    assert sorted(torch.cat(first).tolist()) == list(range(10))
+    # The short last batch is refilled from the start of the epoch's order: full batches, every image once or more.
+    assert [len(b) for b in first] == [4, 4, 4]
+    assert sorted(set(torch.cat(first).tolist())) == list(range(10))
+    assert first[2][2:].tolist() == first[0][:2].tolist() and len(set(first[2].tolist())) == 4
+    with pytest.raises(ValueError, match="gan.batch_size"):
+        list(epoch_batches(3, 4, epoch_generator(0, 0)))
     assert torch.cat(first).tolist() != torch.cat(list(epoch_batches(10, 4, epoch_generator(0, 4)))).tolist()
 
 
 def test_amp_only_on_cuda(tiny: dict[str, Any]) -> None:
-    s = GanSettings.from_params(small_params(64, amp=True), "dfgan")
+    s = GanSettings.from_params(small_params(64, amp=True), "dfgan", 0)
     assert autocast_dtype(s, CPU) is None
     assert autocast_dtype(s, torch.device("cuda")) == torch.bfloat16
 
 
 def test_pix2pix_variant_has_no_fid_weight(tiny: dict[str, Any]) -> None:
-    s = GanSettings.from_params(small_params(64, lambda_fid=5.0), "pix2pix")
+    s = GanSettings.from_params(small_params(64, lambda_fid=5.0), "pix2pix", 0)
     assert s.lambda_fid == 0 and not s.uses_fid_loss
     with pytest.raises(ValueError):
-        GanSettings.from_params(small_params(64), "cyclegan")
+        GanSettings.from_params(small_params(64), "cyclegan", 0)
 
 
 def _step_setup(image_size: int, variant: str, extractor: nn.Module, **gan: Any):
-    s = GanSettings.from_params(small_params(image_size, **gan), variant)
+    s = GanSettings.from_params(small_params(image_size, **gan), variant, 0)
     torch.manual_seed(0)
     models = build_models(s, CPU)
     rng = np.random.default_rng(0)
@@ -272,12 +276,13 @@ def test_checkpoint_is_weights_only_and_a_changed_config_starts_fresh(tiny: dict
 
 def test_settings_fields_all_come_from_params(tiny: dict[str, Any]) -> None:
     params = small_params(64)
-    s = GanSettings.from_params(params, "dfgan")
-    derived = {"variant", "image_size", "eigen_floor", "lambda_fid"}
+    s = GanSettings.from_params(params, "dfgan", 7)
+    assert s.seed == 7  # the matrix item, not a params key
+    derived = {"variant", "image_size", "eigen_floor", "lambda_fid", "seed"}
     for field in dataclasses.fields(s):
         if field.name not in derived:
             assert getattr(s, field.name) == params["gan"][field.name]
     broken = copy.deepcopy(params)
     del broken["gan"]["lambda_l1"]
     with pytest.raises(KeyError, match="lambda_l1"):
-        GanSettings.from_params(broken, "dfgan")
+        GanSettings.from_params(broken, "dfgan", 0)

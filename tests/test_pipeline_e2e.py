@@ -42,29 +42,44 @@ def test_whole_pipeline_then_lambda_l1_experiment(tmp_path: Path) -> None:
     repo = make_pipeline_repo(tmp_path / "repo")
     first = run(["dvc", "repro"], repo)
     ran = stages_run(first.stdout)
-    assert {"phantom", "prepare", "train_gan@4-pix2pix", "train_gan@4-dfgan", "report"} <= ran
-    assert {"seg_real@4-none", "seg_synth@4-dfgan2x-classic"} <= ran
+    gans = {f"{stage}@4-{variant}-{seed}" for stage in ("train_gan", "synthesize")
+            for variant in ("pix2pix", "dfgan") for seed in (0, 1)}
+    segs = {f"seg_synth@4-{v}-{a}" for v in ("pix2pix", "dfgan") for a in ("none", "classic")}
+    segs |= {f"seg_synth2x@4-dfgan-{a}" for a in ("none", "classic")}
+    assert {"phantom", "prepare", "seg_real@4-real-none", "seg_real@4-real-classic", "report"} | gans | segs <= ran
 
     table1 = (repo / "metrics/report/table1.md").read_text()
-    assert "pix2pix" in table1.lower() and "df-gan" in table1.lower()
+    assert "pix2pix" in table1.lower() and "df-gan" in table1.lower() and "Δ" in table1
     seg = json.loads((repo / "metrics/seg/4/real+dfgan2x-none.json").read_text())
     assert 0.0 <= seg["dice_mean"] <= 1.0 and len(seg["dice_per_seed"]) == 2
-    synth = np.load(repo / "data/synthetic/4/dfgan/synthetic.npz")
-    assert synth["images"].shape == synth["flipped_images"].shape == (4, 32, 32)
+    assert seg["gan_seed_per_seed"] == [0, 1]  # U-Net++ seed k trains on GAN seed k's images
+    real = json.loads((repo / "metrics/seg/4/real-none.json").read_text())
+    assert real["optimizer_steps"] == seg["optimizer_steps"]  # the steps schedule: equal budgets
+    for seed in (0, 1):
+        synth = np.load(repo / f"data/synthetic/4/dfgan/s{seed}/synthetic.npz")
+        assert synth["images"].shape == synth["flipped_images"].shape == (3, 32, 32)  # 4 less 1 validation image
+    summary = json.loads((repo / "metrics/report/summary.json").read_text())
+    assert set(summary["delta_vs_real"]["4"]) == {
+        "real+pix2pix-none", "real+dfgan-none", "real+dfgan2x-none",
+        "real+pix2pix-classic", "real+dfgan-classic", "real+dfgan2x-classic",
+    }
 
     assert stages_run(run(["dvc", "repro"], repo).stdout) == set()
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "baseline results"], repo)
 
+    # A changed Pix2Pix synthetic set reruns Pix2Pix's segmentation runs, never DF-GAN's.
+    stray = repo / "data/synthetic/4/pix2pix/s0/stray.txt"
+    stray.write_text("changed")
+    dry = stages_run(run(["dvc", "repro", "--dry"], repo).stdout)
+    assert {"synthesize@4-pix2pix-0", "seg_synth@4-pix2pix-none", "seg_synth@4-pix2pix-classic", "report"} == dry
+    stray.unlink()
+    assert stages_run(run(["dvc", "repro", "--dry"], repo).stdout) == set()
+
     exp = run(["dvc", "exp", "run", "-S", "gan.lambda_l1=50"], repo)
     reran = stages_run(exp.stdout)
-    gan_dependent = {
-        "train_gan@4-pix2pix", "train_gan@4-dfgan", "synthesize@4-pix2pix", "synthesize@4-dfgan",
-        "seg_synth@4-pix2pix-none", "seg_synth@4-pix2pix-classic",
-        "seg_synth@4-dfgan2x-none", "seg_synth@4-dfgan2x-classic", "report",
-    }
-    assert reran == gan_dependent
+    assert reran == gans | segs | {"report"}
     shown = run(["dvc", "exp", "show", "--md", "--no-pager"], repo).stdout
     assert "gan.lambda_l1" in shown or "lambda_l1" in shown
     diff = run(["dvc", "metrics", "diff", "HEAD", "--all", "--md"], repo).stdout
-    assert "dice_mean" in diff
+    assert "dice_mean" in diff and "delta_vs_real" in diff

@@ -79,7 +79,7 @@ def assert_nothing_written(work: Path) -> None:
 
 
 def test_positives_are_prepared_with_nested_disjoint_splits(phantom_tree: Path, tmp_path: Path) -> None:
-    metrics = run(phantom_tree, tmp_path)
+    metrics = run(phantom_tree, tmp_path, val_fraction=0.25)
     data = load_prepared(tmp_path / "prepared")
     assert data.images.shape == data.masks.shape == (POSITIVES, 64, 64)
     assert data.images.dtype == data.masks.dtype == np.uint8
@@ -88,17 +88,23 @@ def test_positives_are_prepared_with_nested_disjoint_splits(phantom_tree: Path, 
 
     test = set(data.test_rows.tolist())
     assert len(test) == 6 and data.sizes == [4, 8]
-    assert data.train_rows[4].tolist() == data.train_rows[8][:4].tolist()  # nested prefixes
-    assert not test & set(data.train_rows[8].tolist())
+    # Each size's pool (nested prefixes of the training order) = its training rows + its validation rows.
     pool = data.index[data.index.split == "train"].sort_values("train_rank")
-    assert pool.row.tolist()[:8] == data.train_rows[8].tolist() and len(pool) == POSITIVES - 6
+    for size, n_val in ((4, 1), (8, 2)):
+        train, val = data.train(size).rows.tolist(), data.val(size).rows.tolist()
+        assert len(val) == n_val and not set(train) & set(val)
+        assert sorted(train + val) == sorted(pool.row.tolist()[:size])
+        assert not test & set(train + val)
+    assert len(pool) == POSITIVES - 6
     assert (data.index.loc[list(test), "train_rank"] == -1).all()
 
     assert metrics["dicom_files"] == metrics["images_in_csv"] == COUNT
     assert metrics["positives"] == metrics["kept"] == POSITIVES and metrics["negatives"] == COUNT - POSITIVES
     assert metrics["csv_rows"] == len(csv_lines(phantom_tree)) - 1
     assert metrics["skipped"] == {"negative": COUNT - POSITIVES, "missing_dicom": 0, "empty_mask": 0}
-    assert metrics["splits"] == {"test": 6, "train_pool": POSITIVES - 6, "train": {"4": 4, "8": 8}}
+    assert metrics["splits"] == {
+        "test": 6, "train_pool": POSITIVES - 6, "train": {"4": 3, "8": 6}, "val": {"4": 1, "8": 2}
+    }
     assert metrics["rle_mode"] == "relative" and metrics["image_size"] == 64
     assert (tmp_path / "metrics" / "data.json").is_file()
 
@@ -127,6 +133,8 @@ def test_deterministic_and_independent_of_workers(phantom_tree: Path, tmp_path: 
     a, c = load_prepared(tmp_path / "a/prepared"), load_prepared(tmp_path / "c/prepared")
     np.testing.assert_array_equal(a.images, c.images)  # rows are ordered by ImageId, whatever the seed
     assert a.train_rows[8].tolist() != c.train_rows[8].tolist()
+    with pytest.raises(PrepareError, match="val_fraction"):
+        run(phantom_tree, tmp_path / "d", val_fraction=1.0)
 
 
 def test_stage_2_header_form_gives_the_same_result(raw: Path, tmp_path: Path) -> None:

@@ -14,22 +14,25 @@ import yaml
 
 from dfgan import paper_results
 from dfgan.prepared import save_prepared
-from dfgan.report import build_report, metrics_file
+from dfgan.report import build_report, metrics_file, per_image_file
 from dfgan.segmentation import REAL
 from dfgan.synthetic_data import synthetic_path
 from stages import report as report_stage
 
 S = 32
-CONDITIONS = ["pix2pix", "dfgan", "dfgan2x"]
-# Fake Dice per condition; classic augmentation adds 0.1 to each.
-FAKE_DICE = {REAL: 0.2, "pix2pix": 0.25, "dfgan": 0.3, "dfgan2x": 0.32}
+CONDITIONS = ["real2x", "pix2pix", "dfgan", "dfgan2x"]
+# Fake Dice per condition; classic augmentation adds 0.1 to each. Per image and seed, a shared term is added that
+# pairing must cancel: every paired difference is then exactly the difference of these numbers.
+FAKE_DICE = {REAL: 0.2, "real2x": 0.2, "pix2pix": 0.25, "dfgan": 0.3, "dfgan2x": 0.32}
+SEEDS = (0, 1, 2)
+N_TEST = 4
 AUG_BONUS = {"none": 0.0, "classic": 0.1}
 
 
 def write_inputs(root: Path, sizes: Sequence[int], conditions: Sequence[str]) -> dict[str, Path]:
     """A prepared set with nested subsets of every size, synthetic sets for every size, and fake metrics JSONs."""
     rng = np.random.default_rng(0)
-    n_test = 4
+    n_test = N_TEST
     n_rows = max(sizes) + n_test
     images = rng.integers(0, 256, (n_rows, S, S), dtype=np.uint8)
     masks = np.zeros((n_rows, S, S), np.uint8)
@@ -42,7 +45,7 @@ def write_inputs(root: Path, sizes: Sequence[int], conditions: Sequence[str]) ->
     for size in sizes:
         for variant in ("pix2pix", "dfgan"):
             rows = np.arange(size, dtype=np.int64)[::-1].copy()
-            path = synthetic_path(synthetic, size, variant)
+            path = synthetic_path(synthetic, size, variant, 0)
             path.parent.mkdir(parents=True, exist_ok=True)
             np.savez(
                 path, images=images[rows], masks=masks[rows], source_rows=rows,
@@ -50,7 +53,8 @@ def write_inputs(root: Path, sizes: Sequence[int], conditions: Sequence[str]) ->
                 flipped_source_rows=rows,
             )
 
-    seg = root / "metrics" / "seg"
+    seg, seg_data = root / "metrics" / "seg", root / "data" / "seg"
+    shared = 0.05 * np.sin(np.add.outer(np.arange(len(SEEDS)), np.arange(n_test)))  # seed x image effects
     for size in sizes:
         for condition in [REAL, *conditions]:
             for aug in ("none", "classic"):
@@ -58,11 +62,21 @@ def write_inputs(root: Path, sizes: Sequence[int], conditions: Sequence[str]) ->
                 path.parent.mkdir(parents=True, exist_ok=True)
                 dice = FAKE_DICE[condition] + AUG_BONUS[aug]
                 path.write_text(json.dumps({"dice_mean": dice, "dice_sem": 0.01, "dice_per_seed": [dice] * 3}))
-    return {"prepared": prepared, "synthetic": synthetic, "seg": seg, "out": root / "metrics" / "report"}
+                per_image = per_image_file(seg_data, size, condition, aug)
+                per_image.parent.mkdir(parents=True, exist_ok=True)
+                pd.DataFrame(
+                    [{"seed": seed, "row": max(sizes) + i, "dice": dice + shared[k, i]}
+                     for k, seed in enumerate(SEEDS) for i in range(n_test)]
+                ).to_csv(per_image, index=False)
+    return {"prepared": prepared, "synthetic": synthetic, "seg": seg, "seg_data": seg_data,
+            "out": root / "metrics" / "report"}
 
 
 def run_report(paths: dict[str, Path], sizes: Sequence[int], conditions: Sequence[str]) -> dict:
-    return build_report(sizes, conditions, paths["seg"], paths["synthetic"], paths["out"], paths["prepared"], 4)
+    return build_report(
+        sizes, conditions, paths["seg"], paths["seg_data"], paths["synthetic"], paths["out"], paths["prepared"], 4,
+        gan_seed=0, bootstrap={"samples": 200, "seed": 0},
+    )
 
 
 def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
@@ -80,14 +94,24 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
     assert by_key[(100, "classic")]["dfgan"]["mean"] == pytest.approx(0.4)
     markdown = (out / "table1.md").read_text()
     assert "Pix2Pix" in markdown and "DF-GAN" in markdown and "SIIM-ACR" in markdown
-    ours, paper = "0.200 ± 0.010 | 0.250 ± 0.010 | 0.300 ± 0.010", "0.256 ± 0.015 | 0.322 ± 0.010"
+    ours = (
+        "0.200 ± 0.010 | 0.200 ± 0.010 | +0.000 [+0.000, +0.000] | 0.250 ± 0.010 | **+0.050 [+0.050, +0.050]** "
+        "| 0.300 ± 0.010 | **+0.100 [+0.100, +0.100]** | **+0.050 [+0.050, +0.050]**"
+    )
+    paper = "0.256 ± 0.015 | 0.322 ± 0.010"
     assert f"| 100 | no | {ours} | {paper} |" in markdown
-    assert "| 16 | yes | 0.300 ± 0.010 | 0.350 ± 0.010 | 0.400 ± 0.010 | — | — |" in markdown
+    row_16_yes = next(line for line in markdown.splitlines() if line.startswith("| 16 | yes |"))
+    assert row_16_yes.startswith("| 16 | yes | 0.300 ± 0.010 | 0.300 ± 0.010 |") and row_16_yes.endswith("| — | — |")
+    delta = by_key[(100, "none")]["delta_vs_real"]["dfgan"]
+    assert delta["mean"] == pytest.approx(0.1) and delta["excludes_zero"] and delta["n_seeds"] == 3
+    assert not by_key[(100, "none")]["delta_vs_real"]["real2x"]["excludes_zero"]
 
     table2 = json.loads((out / "table2.json").read_text())
     assert len(table2["rows"]) == 4 and table2["rows"][0]["synthetic2x"]["mean"] == pytest.approx(0.32)
     assert table2["paper"]["synthetic2x"] == {"mean": 0.39, "sem": 0.011}
+    assert table2["rows"][0]["delta_vs_real"]["synthetic2x"]["mean"] == pytest.approx(0.12)
     assert "0.390 ± 0.011" in (out / "table2.md").read_text()
+    assert "| 0.320 ± 0.010 | **+0.120 [+0.120, +0.120]** |" in (out / "table2.md").read_text()
 
     curve = pd.read_csv(out / "dice_vs_size.csv")
     plotted = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["plots"][0]
@@ -103,6 +127,10 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
     assert summary["largest_size"] == 100
     assert summary["dice_at_largest_size"]["real+dfgan-none"] == pytest.approx(0.3)
     assert summary["mean_improvement_over_real"]["dfgan-none"] == pytest.approx(0.5)
+    assert summary["delta_vs_real"]["16"]["real+dfgan2x-classic"]["mean"] == pytest.approx(0.12)
+    assert summary["dfgan_minus_pix2pix"]["100"]["real+dfgan-none"]["ci_low"] == pytest.approx(0.05)
+    assert "100/real+dfgan-none" in summary["intervals_excluding_zero"]["delta_vs_real"]
+    assert "100/real2x-none" not in summary["intervals_excluding_zero"]["delta_vs_real"]
 
     for name in ("fig4_improvement.png", "dice_vs_size.png"):
         assert cv2.imread(str(out / name)) is not None, name
@@ -136,8 +164,10 @@ def test_conditions_not_run_are_marked_not_invented(tmp_path: Path) -> None:
     paths = write_inputs(tmp_path, [16], conditions)
     run_report(paths, [16], conditions)
     out = paths["out"]
-    assert "| 16 | no | 0.200 ± 0.010 | 0.250 ± 0.010 | not run |" in (out / "table1.md").read_text()
-    assert "| this run | 16 | no | 0.200 ± 0.010 | not run | 0.320 ± 0.010 |" in (out / "table2.md").read_text()
+    table1 = (out / "table1.md").read_text()
+    assert "| 16 | no | 0.200 ± 0.010 | not run | — | 0.250 ± 0.010 | **+0.050 [+0.050, +0.050]** | not run | — | — |" in table1
+    table2 = (out / "table2.md").read_text()
+    assert "| this run | 16 | no | 0.200 ± 0.010 | not run | — | 0.320 ± 0.010 | **+0.120 [+0.120, +0.120]** |" in table2
     assert list(pd.read_csv(out / "improvement.csv").columns) == [
         "size", "pix2pix-none", "dfgan2x-none", "pix2pix-classic", "dfgan2x-classic",
     ]
@@ -157,8 +187,13 @@ def test_report_stage_reads_params_and_writes_metrics_report(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "metrics").mkdir()
     (data / "metrics" / "seg").rename(tmp_path / "metrics" / "seg")
+    (data / "data" / "seg").rename(tmp_path / "data" / "seg")
     (tmp_path / "params.yaml").write_text(
-        yaml.safe_dump({"sizes": [16], "seg": {"synthetic_conditions": ["dfgan"]}, "report": {"sample_count": 2}})
+        yaml.safe_dump({
+            "sizes": [16], "variants": ["dfgan"], "gan": {"seeds": [0]},
+            "seg": {"real_conditions": ["real"], "flipped_variants": []},
+            "report": {"sample_count": 2, "bootstrap_samples": 50, "bootstrap_seed": 0},
+        })
     )
     assert paths["prepared"] == tmp_path / "data" / "prepared" and paths["synthetic"] == tmp_path / "data" / "synthetic"
     report_stage.main(["--params", "params.yaml"])

@@ -13,25 +13,32 @@ import pytest
 import torch
 from torch import nn
 
-from dfgan.prepared import load_prepared, save_prepared
+from dfgan.prepared import load_prepared, save_prepared, split_pools, validation_count
 from dfgan.segmentation import (
     PART_FLIPPED,
     PART_REAL,
+    PART_REAL_REPEAT,
     PART_SYNTHETIC,
     BceDiceLoss,
+    CyclingBatchSampler,
     assemble_training_set,
     build_model,
+    conditions_from_params,
     evaluate,
+    gan_seed_for,
+    make_schedule,
     parse_condition,
     run_condition,
     run_label,
-    split_validation,
-    validation_count,
+    training_rounds,
 )
+from dfgan.augment import build_augmentation
 from dfgan.synthetic_data import SYNTHETIC_KEYS, synthetic_path
 
 S = 32  # smp's depth-5 encoders need sizes divisible by 32
-N_TRAIN = 8
+N_TRAIN = 8  # the pool of the largest size; val_fraction 0.25 holds 2 of them out for validation
+N_VAL = 2
+N_FIT = N_TRAIN - N_VAL
 N_TEST = 4
 
 
@@ -49,27 +56,28 @@ def blob_images(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_prepared(directory: Path, size: int = S) -> Path:
-    """Rows 0..7 train (nested subsets of 4 and 8), rows 8..11 test."""
+    """Rows 0..7 the pools (nested subsets of 4 and 8, each less its validation rows), rows 8..11 test."""
     images, masks = blob_images(N_TRAIN + N_TEST, size, seed=0)
     index = pd.DataFrame({"row": range(len(images)), "image_id": [f"img{i}" for i in range(len(images))]})
-    train = np.arange(N_TRAIN)
-    save_prepared(directory, images, masks, index, np.arange(N_TRAIN, N_TRAIN + N_TEST), {4: train[:4], 8: train}, 0)
+    pool = np.arange(N_TRAIN)
+    train, val = split_pools({4: pool[:4], 8: pool}, 0.25, seed=0)
+    save_prepared(directory, images, masks, index, np.arange(N_TRAIN, N_TRAIN + N_TEST), train, 0, val, 0.25)
     return directory
 
 
 def write_synthetic(
-    root: Path, prepared_dir: Path, size: int, variant: str, source_rows: np.ndarray | None = None
+    root: Path, prepared_dir: Path, size: int, variant: str, source_rows: np.ndarray | None = None, seed: int = 0
 ) -> Path:
     """A synthetic.npz as the synthesis stage writes it: each image grown around its source row's (flipped) lesion."""
     data = load_prepared(prepared_dir)
     rows = data.train(size).rows if source_rows is None else np.asarray(source_rows, np.int64)
     rows = rows[::-1].copy()  # a different order from the real set, so pairing must follow source_rows
     masks = np.asarray(data.masks[rows])
-    rng = np.random.default_rng(len(variant))
+    rng = np.random.default_rng(len(variant) + 100 * seed)
     images = np.where(masks == 1, 220, rng.integers(0, 80, masks.shape)).astype(np.uint8)
     flipped_masks = masks[:, :, ::-1].copy()
     flipped_images = np.where(flipped_masks == 1, 220, rng.integers(0, 80, masks.shape)).astype(np.uint8)
-    path = synthetic_path(root, size, variant)
+    path = synthetic_path(root, size, variant, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     arrays = dict(
         images=images, masks=masks, source_rows=rows,
@@ -85,7 +93,8 @@ def project(tmp_path: Path) -> dict[str, Path]:
     prepared = make_prepared(tmp_path / "prepared")
     synthetic = tmp_path / "synthetic"
     for variant in ("pix2pix", "dfgan"):
-        write_synthetic(synthetic, prepared, N_TRAIN, variant)
+        for seed in (0, 1):
+            write_synthetic(synthetic, prepared, N_TRAIN, variant, seed=seed)
     return {"prepared": prepared, "synthetic": synthetic, "root": tmp_path}
 
 
@@ -103,38 +112,57 @@ def one_thread() -> Iterator[None]:
 
 def test_condition_names_and_labels() -> None:
     assert parse_condition("real").copies == 0
+    assert (parse_condition("real2x").variant, parse_condition("real2x").real_copies) == (None, 2)
     assert (parse_condition("dfgan").variant, parse_condition("dfgan").copies) == ("dfgan", 1)
     assert (parse_condition("dfgan2x").variant, parse_condition("dfgan2x").copies) == ("dfgan", 2)
     assert run_label("real", "none") == "real-none"
+    assert run_label("real2x", "none") == "real2x-none"
     assert run_label("dfgan2x", "classic") == "real+dfgan2x-classic"
+    params = {"variants": ["pix2pix", "dfgan"], "seg": {"real_conditions": ["real", "real2x"], "flipped_variants": ["dfgan"]}}
+    assert conditions_from_params(params) == ["real", "real2x", "pix2pix", "dfgan", "dfgan2x"]
 
 
-def test_validation_split_is_deterministic_and_leaves_training_images() -> None:
-    rows = np.arange(10, 20)
-    train_a, val_a = split_validation(rows, 0.2, seed=3)
-    train_b, val_b = split_validation(rows, 0.2, seed=3)
-    np.testing.assert_array_equal(val_a, val_b)
-    np.testing.assert_array_equal(train_a, train_b)
-    assert len(val_a) == 2 and set(train_a) | set(val_a) == set(rows) and not set(train_a) & set(val_a)
+def test_validation_split_is_fixed_per_size_and_leaves_training_images() -> None:
+    pools = {4: np.arange(10, 14), 10: np.arange(10, 20)}
+    train_a, val_a = split_pools(pools, 0.2, seed=3)
+    train_b, val_b = split_pools(pools, 0.2, seed=3)
+    for size in pools:
+        np.testing.assert_array_equal(val_a[size], val_b[size])
+        np.testing.assert_array_equal(train_a[size], train_b[size])
+        assert set(train_a[size]) | set(val_a[size]) == set(pools[size]) and not set(train_a[size]) & set(val_a[size])
+    assert len(val_a[10]) == 2 and len(val_a[4]) == 1
     assert validation_count(4, 0.01) == 1  # a positive fraction always validates on something
     assert validation_count(4, 0.0) == 0
     assert validation_count(2, 0.9) == 1  # and always leaves one image to train on
     with pytest.raises(ValueError):
         validation_count(1, 0.2)
+    train0, val0 = split_pools(pools, 0.0, seed=3)
+    assert len(val0[10]) == 0 and train0[10].tolist() == pools[10].tolist()
 
 
-@pytest.mark.parametrize(("condition", "copies"), [("real", 0), ("pix2pix", 1), ("dfgan", 1), ("dfgan2x", 2)])
-def test_conditions_assemble_counts_pairs_and_no_leakage(project: dict[str, Path], condition: str, copies: int) -> None:
+def test_gan_seed_of_each_segmentation_seed_cycles() -> None:
+    assert [gan_seed_for(k, [7, 8, 9]) for k in range(5)] == [7, 8, 9, 7, 8]
+    assert [gan_seed_for(k, [0]) for k in range(3)] == [0, 0, 0]
+    with pytest.raises(ValueError):
+        gan_seed_for(0, [])
+
+
+@pytest.mark.parametrize(
+    ("condition", "copies", "real_copies"),
+    [("real", 0, 1), ("real2x", 0, 2), ("pix2pix", 1, 1), ("dfgan", 1, 1), ("dfgan2x", 2, 1)],
+)
+def test_conditions_assemble_counts_pairs_and_no_leakage(
+    project: dict[str, Path], condition: str, copies: int, real_copies: int
+) -> None:
     prepared = load_prepared(project["prepared"])
-    data = assemble_training_set(prepared, project["synthetic"], N_TRAIN, condition, val_fraction=0.25, seed=1)
+    data = assemble_training_set(prepared, project["synthetic"], N_TRAIN, condition)
 
-    n_val = 2
-    assert data.n_val == n_val and data.n_train_real == N_TRAIN - n_val
-    assert data.n_train_synthetic == copies * (N_TRAIN - n_val)
-    assert len(data.train_images) == len(data.train_masks) == (1 + copies) * (N_TRAIN - n_val)
-    # Validation only from the real training rows; nothing trained on comes from a validation or test lesion.
-    training_rows = set(prepared.train(N_TRAIN).rows.tolist())
-    assert set(data.val_rows.tolist()) <= training_rows
+    assert data.n_val == N_VAL and data.n_train_real == N_FIT
+    assert data.n_train_synthetic == copies * N_FIT
+    assert len(data.train_images) == len(data.train_masks) == data.n_train == (real_copies + copies) * N_FIT
+    assert (data.train_part == PART_REAL_REPEAT).sum() == (real_copies - 1) * N_FIT
+    # Validation = the size's fixed validation rows; nothing trained on comes from a validation or test lesion.
+    np.testing.assert_array_equal(data.val_rows, prepared.val(N_TRAIN).rows)
     assert not set(data.train_source_rows.tolist()) & set(data.val_rows.tolist())
     assert not set(data.train_source_rows.tolist()) & set(prepared.test().rows.tolist())
     np.testing.assert_array_equal(data.val_masks, prepared.masks[data.val_rows])
@@ -143,20 +171,66 @@ def test_conditions_assemble_counts_pairs_and_no_leakage(project: dict[str, Path
     flipped = data.train_part == PART_FLIPPED
     np.testing.assert_array_equal(data.train_masks[~flipped], source_masks[~flipped])
     np.testing.assert_array_equal(data.train_masks[flipped], source_masks[flipped][:, :, ::-1])
-    assert flipped.sum() == (N_TRAIN - n_val if copies == 2 else 0)
-    assert (data.train_part == PART_SYNTHETIC).sum() == (N_TRAIN - n_val if copies else 0)
-    real_part = data.train_part == PART_REAL
+    assert flipped.sum() == (N_FIT if copies == 2 else 0)
+    assert (data.train_part == PART_SYNTHETIC).sum() == (N_FIT if copies else 0)
+    real_part = np.isin(data.train_part, (PART_REAL, PART_REAL_REPEAT))
     np.testing.assert_array_equal(data.train_images[real_part], prepared.images[data.train_source_rows[real_part]])
+
+
+def test_real2x_lists_the_real_images_twice(project: dict[str, Path]) -> None:
+    prepared = load_prepared(project["prepared"])
+    real = assemble_training_set(prepared, project["synthetic"], N_TRAIN, "real")
+    doubled = assemble_training_set(prepared, project["synthetic"], N_TRAIN, "real2x")
+    np.testing.assert_array_equal(doubled.train_images, np.concatenate([real.train_images] * 2))
+    np.testing.assert_array_equal(doubled.train_source_rows, np.concatenate([real.train_source_rows] * 2))
+    assert doubled.n_train_synthetic == 0
 
 
 def test_synthetic_errors_name_the_problem(project: dict[str, Path]) -> None:
     prepared = load_prepared(project["prepared"])
     with pytest.raises(FileNotFoundError, match="cyclegan"):
-        assemble_training_set(prepared, project["synthetic"], N_TRAIN, "cyclegan", 0.25, 0)
-    # A synthetic set grown from a test lesion must never reach training.
+        assemble_training_set(prepared, project["synthetic"], N_TRAIN, "cyclegan")
+    with pytest.raises(FileNotFoundError, match="GAN seed 5"):
+        assemble_training_set(prepared, project["synthetic"], N_TRAIN, "dfgan", gan_seed=5)
+    # A synthetic set grown from a test lesion must never reach training ...
     write_synthetic(project["synthetic"], project["prepared"], N_TRAIN, "leaky", np.array([0, 1, 2, N_TRAIN]))
     with pytest.raises(ValueError, match="outside"):
-        assemble_training_set(prepared, project["synthetic"], N_TRAIN, "leaky", 0.25, 0)
+        assemble_training_set(prepared, project["synthetic"], N_TRAIN, "leaky")
+    # ... nor one grown from a validation lesion (it was made before the validation split was fixed).
+    val_row = int(prepared.val(N_TRAIN).rows[0])
+    write_synthetic(project["synthetic"], project["prepared"], N_TRAIN, "stale", np.array([val_row]))
+    with pytest.raises(ValueError, match="outside"):
+        assemble_training_set(prepared, project["synthetic"], N_TRAIN, "stale")
+
+
+def test_steps_schedule_gives_every_condition_the_same_steps(project: dict[str, Path]) -> None:
+    prepared = load_prepared(project["prepared"])
+    params = tiny_seg_params(schedule="steps", epochs=3, budget_factor=2.0, batch_size=4)
+    schedule = make_schedule(params, len(prepared.train(N_TRAIN)))
+    assert schedule.steps_per_round == int(np.ceil(2.0 * N_FIT / 4)) == 3
+    augmentation = build_augmentation("none", {}, S)
+    counts = {}
+    for condition in ("real", "real2x", "dfgan", "dfgan2x"):
+        data = assemble_training_set(prepared, project["synthetic"], N_TRAIN, condition)
+        rounds = [list(batches) for batches in training_rounds(data, augmentation, schedule, 0, torch.device("cpu"))]
+        counts[condition] = [len(r) for r in rounds]
+        assert all(len(images) == 4 for r in rounds for images, _ in r)  # full batches only
+    assert all(c == [3, 3, 3] for c in counts.values()), counts
+    # The literal protocol: one pass per round, so R + 2S takes three times the steps of R.
+    epochs = make_schedule(tiny_seg_params(schedule="epochs", epochs=2, batch_size=2), N_FIT)
+    passes = {}
+    for condition in ("real", "dfgan2x"):
+        data = assemble_training_set(prepared, project["synthetic"], N_TRAIN, condition)
+        passes[condition] = [len(list(b)) for b in training_rounds(data, augmentation, epochs, 0, torch.device("cpu"))]
+    assert passes == {"real": [3, 3], "dfgan2x": [9, 9]}
+
+
+def test_cycling_sampler_draws_every_image_equally_often() -> None:
+    sampler = CyclingBatchSampler(5, 3, total_steps=10, generator=torch.Generator().manual_seed(0))
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 10 and all(len(b) == 3 for b in batches)
+    counts = np.bincount(np.concatenate(batches), minlength=5)
+    assert counts.tolist() == [6] * 5  # 30 draws = 6 whole permutations
 
 
 class ConstantLogits(nn.Module):
@@ -194,8 +268,8 @@ def test_loss_weights_and_model_output_shape() -> None:
 def tiny_seg_params(**overrides: Any) -> dict[str, Any]:
     params: dict[str, Any] = {
         "encoder": "resnet18", "encoder_weights": None, "decoder_channels": [32, 16, 8, 8, 4],
-        "seeds": [0, 1], "epochs": 1, "batch_size": 4,
-        "lr": 0.001, "bce_weight": 1.0, "dice_weight": 1.0, "val_fraction": 0.25, "threshold": 0.5,
+        "seeds": [0, 1], "schedule": "steps", "epochs": 1, "budget_factor": 2.0, "batch_size": 4,
+        "lr": 0.001, "bce_weight": 1.0, "dice_weight": 1.0, "threshold": 0.5,
         "device": "auto",
         "augmentations": {
             "none": {},
@@ -219,7 +293,7 @@ def test_run_condition_end_to_end_writes_metrics_csv_and_curves(
     live_dir = out / "dvclive"
     start = time.perf_counter()
     result = run_condition(
-        project["prepared"], project["synthetic"], N_TRAIN, "dfgan2x", "classic", tiny_seg_params(),
+        project["prepared"], project["synthetic"], N_TRAIN, "dfgan2x", "classic", tiny_seg_params(), [0, 1],
         metrics_path, per_image_path, live_dir,
     )
     print(f"tiny run_condition (2 seeds x 1 epoch, 32x32): {time.perf_counter() - start:.1f} s")
@@ -227,7 +301,10 @@ def test_run_condition_end_to_end_writes_metrics_csv_and_curves(
     written = json.loads(metrics_path.read_text())
     assert written == result
     assert 0.0 <= written["dice_mean"] <= 1.0 and written["dice_sem"] >= 0.0
-    assert len(written["dice_per_seed"]) == 2 and written["epochs"] == 1
+    assert len(written["dice_per_seed"]) == 2 and written["rounds"] == 1 and written["schedule"] == "steps"
+    assert written["gan_seed_per_seed"] == [0, 1]  # seed k reads GAN seed k mod 2
+    assert written["optimizer_steps"] == written["steps_per_round"] == 3  # ceil(2.0 x 6 / 4)
+    assert written["images_seen"] == 12 and written["best_step_per_seed"] == [3, 3]
     assert (written["n_train_real"], written["n_train_synthetic"], written["n_val"], written["n_test"]) == (6, 12, 2, 4)
     assert 0.0 <= written["empty_fraction"] <= 1.0 and written["seconds"] > 0
     np.testing.assert_allclose(written["dice_mean"], np.mean(written["dice_per_seed"]))
@@ -248,7 +325,7 @@ def test_run_condition_rejects_an_unknown_augmentation(project: dict[str, Path])
     out = project["root"]
     with pytest.raises(KeyError, match="heavy"):
         run_condition(
-            project["prepared"], project["synthetic"], N_TRAIN, "real", "heavy", tiny_seg_params(),
+            project["prepared"], project["synthetic"], N_TRAIN, "real", "heavy", tiny_seg_params(), [],
             out / "m.json", out / "p.csv", out / "live",
         )
 
@@ -261,7 +338,7 @@ def test_run_condition_repeats_exactly_for_a_seed(
     params = tiny_seg_params(seeds=[3])
     runs = [
         run_condition(
-            project["prepared"], project["synthetic"], N_TRAIN, "pix2pix", "classic", params,
+            project["prepared"], project["synthetic"], N_TRAIN, "pix2pix", "classic", params, [0],
             out / f"m{i}.json", out / f"p{i}.csv", out / f"live{i}",
         )
         for i in range(2)

@@ -28,7 +28,7 @@ def test_both_profiles_load_and_share_their_keys() -> None:
             out |= keys(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {prefix + k}
         return out
 
-    assert keys(demo) == keys(paper)
+    assert keys(demo) == keys(paper) == keys(load_params(PROJECT_ROOT / "params_evidence.yaml"))
     assert paper["sizes"] == [50, 100, 250, 500, 1000, 2000]
     assert paper["data"]["image_size"] == 256 and paper["gan"]["batch_size"] == 16
     assert paper["gan"]["n_epochs"] + paper["gan"]["n_epochs_decay"] == 2000

@@ -47,7 +47,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "mask_channel": False}
     save_generator(build_generator(64, 1, 8, dropout=0.5), spec, root / "model")
     params = copy.deepcopy(load_params(REPO / "params.yaml"))
-    params["synth"].update(batch_size=4, preview_count=3, device="cpu")
+    params["gan"]["batch_size"] = 4
+    params["synth"].update(preview_count=3, device="cpu")
     return {"root": root, "prepared": prepared, "stats": root / "stats", "extractor": extractor, "params": params}
 
 
@@ -55,7 +56,7 @@ def run(setup: dict[str, Any], name: str, **synth: Any) -> tuple[dict[str, Any],
     params = copy.deepcopy(setup["params"])
     params["synth"].update(synth)
     out = setup["root"] / name
-    metrics = synthesize(setup["prepared"], 6, "dfgan", params, setup["root"] / "model", out, out / "metrics.json",
+    metrics = synthesize(setup["prepared"], 6, "dfgan", 0, params, setup["root"] / "model", out, out / "metrics.json",
                          stats_dir=setup["stats"], extractor=setup["extractor"])
     with np.load(out / "synthetic.npz") as data:
         return metrics, {k: data[k] for k in data.files}
@@ -113,7 +114,7 @@ def test_stage_entry_points_end_to_end(tmp_path: Path) -> None:
     params["data"]["image_size"] = 32
     params["fid"]["batch_size"] = 8
     params["gan"].update(ngf=8, ndf=8, batch_size=4, n_epochs=1, n_epochs_decay=1, fid_eval_every=2, device="cpu")
-    params["synth"].update(batch_size=4, device="cpu")
+    params["synth"].update(device="cpu")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(REPO), "DFGAN_NO_PROGRESS": "1"}
 
@@ -128,13 +129,13 @@ def test_stage_entry_points_end_to_end(tmp_path: Path) -> None:
     before = (stats_dir / "test.npz").stat().st_mtime_ns
     stage("stages.fid_stats", "--split", "train", "--size", "3")  # the per-size form leaves other files alone
     assert (stats_dir / "test.npz").stat().st_mtime_ns == before and (stats_dir / "train_4.npz").is_file()
-    stage("stages.train_gan", "--size", "4", "--variant", "dfgan")
-    assert (tmp_path / "models" / "gan" / "4_dfgan" / "generator.pt").is_file()
-    assert (tmp_path / "checkpoints" / "gan" / "4_dfgan.pt").is_file()
-    gan_metrics = json.loads((tmp_path / "metrics" / "gan" / "4_dfgan.json").read_text())
-    assert gan_metrics["epochs"] == 2 and np.isfinite(gan_metrics["fid_train"])
-    stage("stages.synthesize", "--size", "4", "--variant", "dfgan")
-    with np.load(tmp_path / "data" / "synthetic" / "4" / "dfgan" / "synthetic.npz") as data:
+    stage("stages.train_gan", "--size", "4", "--variant", "dfgan", "--seed", "0")
+    assert (tmp_path / "models" / "gan" / "4_dfgan_s0" / "generator.pt").is_file()
+    assert (tmp_path / "checkpoints" / "gan" / "4_dfgan_s0.pt").is_file()
+    gan_metrics = json.loads((tmp_path / "metrics" / "gan" / "4_dfgan_s0.json").read_text())
+    assert gan_metrics["epochs"] == 2 and np.isfinite(gan_metrics["fid_train"]) and gan_metrics["seed"] == 0
+    stage("stages.synthesize", "--size", "4", "--variant", "dfgan", "--seed", "0")
+    with np.load(tmp_path / "data" / "synthetic" / "4" / "dfgan" / "s0" / "synthetic.npz") as data:
         assert data["images"].shape == (4, 32, 32)
-    synth_metrics = json.loads((tmp_path / "metrics" / "synth" / "4_dfgan.json").read_text())
+    synth_metrics = json.loads((tmp_path / "metrics" / "synth" / "4_dfgan_s0.json").read_text())
     assert np.isfinite(synth_metrics["primary_flipped"]["test"]["fid"])
