@@ -38,11 +38,10 @@ from dfgan.fid import FIDLoss, frechet_distance, load_stats, train_stats_path
 from dfgan.imaging import outline, save_grid, uint8_to_unit, unit_to_uint8
 from dfgan.inception import load_inception
 from dfgan.networks import GANLoss, build_discriminator, build_generator, set_requires_grad, unet_depth
+from dfgan.params_schema import FID_MODES, VARIANTS
 from dfgan.prepared import ImageSet, load_prepared
 from dfgan.runtime import progress_disabled, resolve_device, seed_everything
 
-VARIANTS = ("pix2pix", "dfgan")
-FID_MODES = ("differentiable", "detached")
 CHECKPOINT_FORMAT = 1
 GENERATOR_FILE = "generator.pt"
 GENERATOR_SPEC_FILE = "generator.json"

@@ -32,12 +32,12 @@ from tqdm import tqdm
 from dfgan.augment import JointTransform, build_augmentation
 from dfgan.imaging import uint8_to_unit
 from dfgan.metrics import dice_per_image, mean_and_sem
+from dfgan.params_schema import DOUBLED_SUFFIX, REAL
 from dfgan.prepared import ImageSet, PreparedData, load_prepared
 from dfgan.runtime import progress_disabled, resolve_device, seed_everything
 from dfgan.synthetic_data import load_synthetic
 
-REAL = "real"
-FLIPPED_SUFFIX = "2x"
+FLIPPED_SUFFIX = DOUBLED_SUFFIX
 
 # Where each training image comes from (TrainingSet.train_part).
 PART_REAL, PART_SYNTHETIC, PART_FLIPPED = 0, 1, 2

@@ -11,11 +11,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dfgan.errors import InputError
+
 ID_COLUMN = "ImageId"
 CODE_COLUMN = "EncodedPixels"
 
 
-class PrepareError(ValueError):
+class PrepareError(InputError):
     """Bad input to the prepare stage; the message names the file, or the CSV row and ImageId."""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from dfgan.config import load_params, section
+from dfgan.errors import run_stage
 from dfgan.report import build_report
 
 SEG_METRICS_DIR = "metrics/seg"
@@ -35,4 +36,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.config import load_params, section
-from dfgan.segmentation import run_condition, run_label
+from dfgan.config import load_params, require_listed, section
+from dfgan.errors import run_stage
+from dfgan.segmentation import REAL, run_condition, run_label
 
 PREPARED_DIR = "data/prepared"
 SYNTHETIC_ROOT = "data/synthetic"
@@ -22,7 +23,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
 
-    seg = section(load_params(args.params), "seg")
+    params = load_params(args.params)
+    require_listed(params, "sizes", args.size, args.params)
+    if args.condition != REAL:
+        require_listed(params, "seg.synthetic_conditions", args.condition, args.params)
+    seg = section(params, "seg")
     label = run_label(args.condition, args.aug)
     metrics = run_condition(
         prepared_dir=PREPARED_DIR,
@@ -40,4 +45,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)
