@@ -191,21 +191,26 @@ class ListOf:
         return f"a list of {size}{order}items, each {self.item.expects()}"
 
     def problem(self, value: Any) -> str | None:
+        found = self.problems(value)
+        return f"{found[0][0]}: {found[0][1]}" if found else None
+
+    def problems(self, value: Any) -> list[tuple[str, str]]:
+        """(key suffix, message) pairs: ``("", ...)`` for the whole list, ``("[k]", ...)`` for item k."""
         if not isinstance(value, list):
-            return f"must be {self.expects()}, got {describe(value)}"
+            return [("", f"must be {self.expects()}, got {describe(value)}")]
         if self.length is not None and len(value) != self.length:
-            return f"must have exactly {self.length} items, got {len(value)}"
+            return [("", f"must have exactly {self.length} items, got {len(value)}")]
         if len(value) < self.min_len:
-            return f"must have at least {self.min_len} item(s), got {len(value)}"
-        for k, item in enumerate(value):
-            problem = self.item.problem(item)
-            if problem:
-                return f"item {k} {problem}"
+            return [("", f"must have at least {self.min_len} item(s), got {len(value)}")]
+        items = [(f"[{k}]", self.item.problem(item)) for k, item in enumerate(value)]
+        found = [(suffix, problem) for suffix, problem in items if problem]
+        if found:
+            return found
         if self.increasing and any(b <= a for a, b in zip(value, value[1:])):
-            return f"must be strictly increasing, got {value}"
+            return [("", f"must be strictly increasing, got {value}")]
         if self.unique and len({repr(v) for v in value}) != len(value):
-            return f"must not repeat items, got {value}"
-        return None
+            return [("", f"must not repeat items, got {value}")]
+        return []
 
 
 @dataclass(frozen=True)
@@ -407,13 +412,13 @@ def _lookup(params: Mapping[str, Any], dotted: str) -> tuple[bool, Any]:
 
 def _did_you_mean(dotted: str) -> str:
     parent, _, name = dotted.rpartition(".")
+    elsewhere = [k for k in SCHEMA if k.rpartition(".")[2] == name]
+    if elsewhere:  # the right key in the wrong section
+        return f"; did you mean {elsewhere[0]}?"
     siblings = [k.rpartition(".")[2] for k in SCHEMA if k.rpartition(".")[0] == parent]
     close = difflib.get_close_matches(name, siblings, n=1, cutoff=0.6)
     if close:
         return f"; did you mean {parent + '.' if parent else ''}{close[0]}?"
-    elsewhere = [k for k in SCHEMA if k.rpartition(".")[2] == name]
-    if elsewhere:
-        return f"; did you mean {elsewhere[0]}?"
     return f"; remove it (known keys here: {', '.join(siblings)})" if siblings else "; remove it"
 
 
@@ -431,7 +436,7 @@ def _unknown_keys(node: Mapping[str, Any], prefix: str = "") -> list[Problem]:
 def _missing_hint(dotted: str, rule: Any) -> str:
     parent = dotted.rpartition(".")[0]
     where = f"under '{parent}:'" if parent else "at the top level"
-    what = rule.expects() + (f": {rule.help}" if getattr(rule, "help", "") else "")
+    what = rule.expects() + (f": {rule.help}" if rule.help else "")
     return f"missing; add it {where} ({what})"
 
 
@@ -445,10 +450,9 @@ def problems_in(params: Mapping[str, Any]) -> list[Problem]:
             if parent_present and isinstance(parent, dict):  # a missing section is reported once, not per key
                 problems.append((dotted, _missing_hint(dotted, rule)))
             continue
-        problem = rule.problem(value)
-        if problem:
-            help_text = f" ({rule.help})" if getattr(rule, "help", "") else ""
-            problems.append((dotted, problem + help_text))
+        found = rule.problems(value) if isinstance(rule, ListOf) else [("", rule.problem(value))]
+        help_text = f" ({rule.help})" if rule.help else ""
+        problems.extend((dotted + suffix, problem + help_text) for suffix, problem in found if problem)
     if not problems:
         for check in CROSS_FIELD_RULES:
             problems.extend(check(params))
