@@ -157,9 +157,10 @@ def test_report_stage_reads_params_and_writes_metrics_report(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     (tmp_path / "metrics").mkdir()
     (data / "metrics" / "seg").rename(tmp_path / "metrics" / "seg")
-    (tmp_path / "params.yaml").write_text(
-        yaml.safe_dump({"sizes": [16], "seg": {"synthetic_conditions": ["dfgan"]}, "report": {"sample_count": 2}})
-    )
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params.update(sizes=[16], report={"sample_count": 2})
+    params["seg"]["synthetic_conditions"] = ["dfgan"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     assert paths["prepared"] == tmp_path / "data" / "prepared" and paths["synthetic"] == tmp_path / "data" / "synthetic"
     report_stage.main(["--params", "params.yaml"])
     assert json.loads((tmp_path / "metrics/report/summary.json").read_text())["largest_size"] == 16

@@ -130,7 +130,7 @@ def test_stage_entry_points_end_to_end(tmp_path: Path) -> None:
     assert (stats_dir / "test.npz").stat().st_mtime_ns == before and (stats_dir / "train_4.npz").is_file()
     stage("stages.train_gan", "--size", "4", "--variant", "dfgan")
     assert (tmp_path / "models" / "gan" / "4_dfgan" / "generator.pt").is_file()
-    assert (tmp_path / "checkpoints" / "gan" / "4_dfgan.pt").is_file()
+    assert not (tmp_path / "checkpoints" / "gan" / "4_dfgan.pt").exists()  # gan.keep_checkpoint: false
     gan_metrics = json.loads((tmp_path / "metrics" / "gan" / "4_dfgan.json").read_text())
     assert gan_metrics["epochs"] == 2 and np.isfinite(gan_metrics["fid_train"])
     stage("stages.synthesize", "--size", "4", "--variant", "dfgan")
