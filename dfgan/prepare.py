@@ -32,6 +32,9 @@ from dfgan.rle import RLEError, RLEOverrunError, code_reading, decode_union, is_
 from dfgan.runtime import progress_disabled, worker_pool
 from dfgan.siim import CODE_COLUMN, ID_COLUMN, PrepareError, find_dicoms, read_rle_table
 
+STAGING_SUFFIX = ".staging"
+NATIVE_GRID = "native"
+GRID_ASPECT_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,6 @@ class PositiveImage:
     codes: tuple[str, ...]
     rows: tuple[int, ...]
     dicom_path: Path
-
-
-STAGING_SUFFIX = ".staging"
-NATIVE_GRID = "native"
-GRID_ASPECT_TOLERANCE = 0.01
 
 
 def staging_path(path: Path) -> Path:
