@@ -147,6 +147,7 @@ def run_module(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedPr
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=environment, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", STAGE_COMMANDS, ids=[c[0] for c in STAGE_COMMANDS])
 def test_every_stage_refuses_bad_params_in_one_line(
     command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
@@ -164,6 +165,7 @@ def test_every_stage_refuses_bad_params_in_one_line(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
 
 
+@pytest.mark.slow
 def test_command_line_choices_must_be_in_the_params(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -177,6 +179,7 @@ def test_command_line_choices_must_be_in_the_params(
                                        "'dfgan', 'dfgan2x']; add it there or pick one of those\n")
 
 
+@pytest.mark.slow
 def test_traceback_only_on_request_and_unexpected_errors_keep_theirs(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("sizes: 12\n")
     quiet = run_module(["stages.check"], tmp_path)
@@ -249,6 +252,7 @@ def alive(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_pool_workers_die_within_seconds_of_a_kill_9_of_their_parent() -> None:
     parent = subprocess.Popen([sys.executable, "-c", POOL_PARENT], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True)

@@ -302,6 +302,7 @@ def shrink_dicoms(raw_dir: Path, size: int) -> None:
         write_dicom(path, small, path.stem, path.parent.parent.name, path.parent.name)
 
 
+@pytest.mark.slow
 def test_codes_written_for_a_larger_grid_are_detected_and_decoded_with_rle_grid(raw: Path, tmp_path: Path) -> None:
     run(raw, tmp_path / "native")
     shrink_dicoms(raw, NATIVE // 2)
@@ -385,6 +386,7 @@ prepare.prepare_dataset(sys.argv[1], sys.argv[2] + "/prepared", sys.argv[2] + "/
 """
 
 
+@pytest.mark.slow
 def test_kill_9_while_writing_leaves_nothing_that_survives_the_rerun(phantom_tree: Path, tmp_path: Path) -> None:
     process = subprocess.Popen([sys.executable, "-c", KILLED_WHILE_WRITING, str(phantom_tree), str(tmp_path)],
                                cwd=PROJECT_ROOT)
