@@ -8,6 +8,7 @@ be mapped to 0..255 (modality rescale, then the VOI window when the file has one
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEGBaseline8Bit, SecondaryCaptureImageStorage
 
+from dfgan.errors import InputError
+
 # Written into every file the phantom makes, so that its bytes do not change with the pydicom version.
 IMPLEMENTATION_CLASS_UID = UID("1.2.826.0.1.3680043.8.498.1")
 IMPLEMENTATION_VERSION_NAME = "DFGAN_PHANTOM"
@@ -25,7 +28,7 @@ FIXED_DATE = "19010101"  # SIIM-ACR anonymised every study to this date
 FIXED_TIME = "000000.00"
 
 
-class DicomError(ValueError):
+class DicomError(InputError):
     """A DICOM file that cannot be turned into an image; the message names the file."""
 
 
@@ -41,13 +44,24 @@ def read_dicom(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+TRUNCATION_WARNING = "End of file reached"  # what pydicom says when a file stops inside an element
+
+
 def _read_dataset(path: Path) -> Dataset:
     try:
-        dataset = pydicom.dcmread(path)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dataset = pydicom.dcmread(path)
     except FileNotFoundError:
         raise DicomError(f"{path}: DICOM file not found") from None
     except Exception as error:  # pydicom raises many kinds for damaged files: report them all the same way
         raise DicomError(f"{path}: not a readable DICOM file ({type(error).__name__}: {error})") from None
+    if any(TRUNCATION_WARNING in str(w.message) for w in caught):
+        # pydicom drops an element cut off by the end of the file (for compressed pixel data, the whole image)
+        raise DicomError(
+            f"{path}: DICOM file is truncated (it ends inside an element, at {path.stat().st_size} bytes); "
+            "copy or download it again"
+        )
     if "PixelData" not in dataset:
         raise DicomError(f"{path}: DICOM has no PixelData (not an image)")
     return dataset
@@ -58,6 +72,8 @@ def _decoded_pixels(dataset: Dataset, path: Path) -> np.ndarray:
         return dataset.pixel_array
     except Exception as error:  # a missing codec or corrupt compressed stream
         syntax = dataset.file_meta.get("TransferSyntaxUID", "?") if hasattr(dataset, "file_meta") else "?"
+        if "less than expected" in str(error):
+            raise DicomError(f"{path}: DICOM pixel data is truncated ({error}); copy or download it again") from None
         raise DicomError(f"{path}: cannot decode pixel data (transfer syntax {syntax}): {error}") from None
 
 

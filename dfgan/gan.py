@@ -38,11 +38,10 @@ from dfgan.fid import FIDLoss, frechet_distance, load_stats, train_stats_path
 from dfgan.imaging import outline, save_grid, uint8_to_unit, unit_to_uint8
 from dfgan.inception import load_inception
 from dfgan.networks import GANLoss, build_discriminator, build_generator, set_requires_grad, unet_depth
+from dfgan.params_schema import FID_MODES, VARIANTS
 from dfgan.prepared import ImageSet, load_prepared
 from dfgan.runtime import progress_disabled, resolve_device, seed_everything
 
-VARIANTS = ("pix2pix", "dfgan")
-FID_MODES = ("differentiable", "detached")
 CHECKPOINT_FORMAT = 1
 GENERATOR_FILE = "generator.pt"
 GENERATOR_SPEC_FILE = "generator.json"
@@ -593,7 +592,8 @@ def train_gan(
 
     ``stats_path`` defaults to ``data/fid_stats/train_<size>.npz``; ``extractor`` (a test hook) replaces the
     Inception network, and ``stop_after_epoch`` returns right after that epoch's checkpoint (a simulated kill).
-    Returns the metrics written to ``metrics_path`` (or, when stopped early, {"stopped_after_epoch": k}).
+    Returns the metrics written to ``metrics_path`` (or, when stopped early, {"stopped_after_epoch": k}). Once the
+    outputs are written the checkpoint is deleted, unless ``gan.keep_checkpoint`` (it is not part of the fingerprint).
     """
     from dvclive import Live  # imported here: it pulls in DVC, which the rest of the library does not need
 
@@ -702,4 +702,6 @@ def train_gan(
     }
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
+    if not params["gan"]["keep_checkpoint"]:  # G + D + two Adam states: ~0.9 GB per model at paper scale
+        checkpoint_path.unlink(missing_ok=True)
     return metrics

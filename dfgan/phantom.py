@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +29,7 @@ from dfgan.dicom_io import read_dicom, write_dicom
 from dfgan.imaging import outline, save_grid
 from dfgan.siim import find_dicoms, read_rle_table
 from dfgan.rle import decode_union, rle_encode
-from dfgan.runtime import progress_disabled
+from dfgan.runtime import progress_disabled, worker_pool
 
 CSV_NAME = "train-rle.csv"
 DICOM_DIR = "dicom-images-train"
@@ -674,7 +673,7 @@ def generate_phantom(
     bar = dict(total=count, desc="phantom", unit="img", disable=progress_disabled())
     if workers > 1:
         # No cv2.setNumThreads(1) initializer: calling it in a forked child can deadlock on the parent's pool.
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with worker_pool(workers) as pool:
             records = list(tqdm(pool.map(_make_one, jobs, chunksize=max(1, count // (8 * workers))), **bar))
     else:
         records = [_make_one(job) for job in tqdm(jobs, **bar)]

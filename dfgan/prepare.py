@@ -2,15 +2,20 @@
 
 Everything is read, decoded and validated before anything is written: a bad input raises :class:`PrepareError`
 (naming the file or the CSV row and ImageId) and leaves no output behind. The output directory is written under a
-temporary name and swapped in at the end, so a stale or half-written ``data/prepared`` never survives.
+hidden, git-ignored staging name (``data/.prepared.staging``) and swapped in at the end, so a stale or half-written
+``data/prepared`` never survives; a staging directory left by a killed run is removed when the stage next starts.
+
+Run-length codes are decoded on each DICOM's own grid (``data.rle_grid: native``) or on a fixed grid (``<H>x<W>``,
+for a table written before the DICOMs were resized), then resized with the mask rule. Rows repeating the same
+region of the same image are counted and dropped.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -21,13 +26,15 @@ import pandas as pd
 from tqdm import tqdm
 
 from dfgan.dicom_io import DicomError, read_dicom
+from dfgan.params_schema import MISSING_DICOM_POLICIES, RLE_MODES
 from dfgan.prepared import save_prepared, split_pools
-from dfgan.rle import RLEError, code_reading, decode_union, is_empty_code
-from dfgan.runtime import progress_disabled
+from dfgan.rle import RLEError, RLEOverrunError, code_reading, decode_union, is_empty_code
+from dfgan.runtime import progress_disabled, worker_pool
 from dfgan.siim import CODE_COLUMN, ID_COLUMN, PrepareError, find_dicoms, read_rle_table
 
-MISSING_DICOM_POLICIES = ("report", "error")
-RLE_MODES = ("auto", "relative", "absolute")
+STAGING_SUFFIX = ".staging"
+NATIVE_GRID = "native"
+GRID_ASPECT_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -40,15 +47,50 @@ class PositiveImage:
     dicom_path: Path
 
 
-def group_codes(table: pd.DataFrame) -> dict[str, tuple[tuple[str, ...], tuple[int, ...]]]:
-    """ImageId -> (non-empty codes, their CSV rows); images whose only rows are ``-1`` map to empty tuples."""
+def staging_path(path: Path) -> Path:
+    """Where ``path`` is written before it is swapped in: a hidden sibling that ``.gitignore`` covers."""
+    return path.with_name(f".{path.name}{STAGING_SUFFIX}")
+
+
+def remove_stale_staging(*paths: Path) -> None:
+    """Remove what a killed run left: the staging copies (and the ``<name>.tmp`` of earlier versions)."""
+    for path in paths:
+        for leftover in (staging_path(path), path.with_name(path.name + ".tmp")):
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            elif leftover.exists():
+                leftover.unlink()
+
+
+def parse_rle_grid(value: str) -> tuple[int, int] | None:
+    """``native`` -> None (each DICOM's own size); ``<H>x<W>`` -> (H, W)."""
+    if value == NATIVE_GRID:
+        return None
+    height, _, width = value.partition("x")
+    if not (height.isdigit() and width.isdigit() and int(height) > 0 and int(width) > 0):
+        raise PrepareError(f"data.rle_grid must be native or <H>x<W> (e.g. 1024x1024), got {value!r}")
+    return int(height), int(width)
+
+
+def group_codes(table: pd.DataFrame) -> tuple[dict[str, tuple[tuple[str, ...], tuple[int, ...]]], list[int]]:
+    """ImageId -> (distinct non-empty codes, their CSV rows), and the CSV rows that repeat an earlier row exactly.
+
+    Images whose only rows are ``-1`` map to empty tuples. A repeated region would otherwise count twice in
+    ``regions_per_image``; the repeats are dropped and counted.
+    """
     groups: dict[str, tuple[tuple[str, ...], tuple[int, ...]]] = {}
+    seen: set[tuple[str, str]] = set()
+    duplicates: list[int] = []
     for image_id, code, row in zip(table[ID_COLUMN], table[CODE_COLUMN], table["csv_row"]):
         codes, rows = groups.get(image_id, ((), ()))
-        if not is_empty_code(code):
+        key = (image_id, "-1" if is_empty_code(code) else " ".join(code.split()))
+        if key in seen:
+            duplicates.append(int(row))
+        elif not is_empty_code(code):
             codes, rows = codes + (code,), rows + (int(row),)
+        seen.add(key)
         groups[image_id] = (codes, rows)
-    return groups
+    return groups, duplicates
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -73,29 +115,59 @@ def resize_mask(mask: np.ndarray, size: int, threshold: float) -> np.ndarray:
     return small
 
 
-def prepare_one(job: tuple[PositiveImage, int, float, str]) -> PreparedImage:
-    """Read one DICOM, decode its RLE union at the native size (the grid the codes refer to), resize both."""
-    item, size, threshold, mode = job
+def larger_grid_guess(height: int, width: int, end: int) -> str:
+    """The smallest power-of-two enlargement of a ``height`` x ``width`` image whose grid holds pixel ``end``."""
+    factor = 2 ** max(1, math.ceil(math.log2(math.sqrt(end / (height * width)))))
+    return f"{height * factor}x{width * factor}"
+
+
+def _grid_for(item: PositiveImage, shape: tuple[int, ...], grid: tuple[int, int] | None) -> tuple[int, int]:
+    """The grid the image's codes are decoded on; a fixed grid must have the DICOM's aspect ratio."""
+    height, width = int(shape[0]), int(shape[1])
+    if grid is None:
+        return height, width
+    if abs(grid[0] / grid[1] - height / width) > GRID_ASPECT_TOLERANCE * height / width:
+        raise PrepareError(
+            f"{item.dicom_path}: the DICOM is {height}x{width} but data.rle_grid is {grid[0]}x{grid[1]}, another "
+            f"aspect ratio; a resized copy keeps the grid's shape, so set data.rle_grid to this table's grid"
+        )
+    return grid
+
+
+def prepare_one(job: tuple[PositiveImage, int, float, str, tuple[int, int] | None]) -> PreparedImage:
+    """Read one DICOM, decode its RLE union on the codes' grid (``grid``, or the DICOM's own size), resize both."""
+    item, size, threshold, mode, grid = job
     image = read_dicom(item.dicom_path)
-    height, width = image.shape
+    height, width = _grid_for(item, image.shape, grid)
     readings: tuple[str, ...] = ()
-    if mode == "auto":
-        readings = tuple(code_reading(c, height * width, item.image_id, r) for c, r in zip(item.codes, item.rows))
-    mask = decode_union(item.codes, height, width, item.image_id, rows=item.rows, mode=mode)  # type: ignore[arg-type]
+    try:
+        if mode == "auto":
+            readings = tuple(code_reading(c, height * width, item.image_id, r) for c, r in zip(item.codes, item.rows))
+        mask = decode_union(item.codes, height, width, item.image_id, rows=item.rows, mode=mode)  # type: ignore[arg-type]
+    except RLEOverrunError as error:
+        if grid is not None:
+            raise
+        raise RLEOverrunError(
+            f"{error} of the {height}x{width} DICOM {item.dicom_path}: the table was written for a larger grid "
+            f"(DICOMs resized after the table was made?); set data.rle_grid to that grid, e.g. "
+            f"{larger_grid_guess(height, width, error.end)}",
+            error.end,
+            error.n_pixels,
+        ) from None
     small_image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return PreparedImage(small_image, resize_mask(mask, size, threshold), float(mask.mean()), readings)
 
 
 def _prepare_all(
-    items: Sequence[PositiveImage], size: int, threshold: float, mode: str, workers: int
+    items: Sequence[PositiveImage], size: int, threshold: float, mode: str, grid: tuple[int, int] | None, workers: int
 ) -> Iterator[PreparedImage]:
-    jobs = [(item, size, threshold, mode) for item in items]
+    jobs = [(item, size, threshold, mode, grid) for item in items]
     bar = dict(total=len(jobs), desc="prepare", unit="img", disable=progress_disabled())
     if workers <= 1 or len(jobs) < 2:
         yield from tqdm(map(prepare_one, jobs), **bar)
         return
     chunk = max(1, min(32, len(jobs) // (4 * workers)))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with worker_pool(workers) as pool:
         yield from tqdm(pool.map(prepare_one, jobs, chunksize=chunk), **bar)
 
 
@@ -157,8 +229,8 @@ def build_index(
 
 
 def _write_atomically(out_dir: Path, metrics_path: Path, write_data: Any, metrics: dict[str, Any]) -> None:
-    """Write into ``<out_dir>.tmp`` then swap it in; the metrics file follows only after the data succeeded."""
-    staging = out_dir.with_name(out_dir.name + ".tmp")
+    """Write into the staging directory then swap it in; the metrics file follows only after the data succeeded."""
+    staging = staging_path(out_dir)
     shutil.rmtree(staging, ignore_errors=True)
     try:
         write_data(staging)
@@ -167,7 +239,7 @@ def _write_atomically(out_dir: Path, metrics_path: Path, write_data: Any, metric
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = metrics_path.with_name(metrics_path.name + ".tmp")
+    temporary = staging_path(metrics_path)
     temporary.write_text(json.dumps(metrics, indent=2) + "\n")
     os.replace(temporary, metrics_path)
 
@@ -194,13 +266,17 @@ def prepare_dataset(
     missing_dicom: str,
     mask_threshold: float = 0.25,
     rle_mode: str = "auto",
+    rle_grid: str = NATIVE_GRID,
     val_fraction: float = 0.0,
 ) -> dict[str, Any]:
     """Read a SIIM-ACR tree, keep the positive images, resize, split, and write ``out_dir`` and the metrics.
 
-    ``rle_mode`` ``auto`` settles relative vs absolute starts for the whole table (see :func:`_table_mode`).
+    ``rle_mode`` ``auto`` settles relative vs absolute starts for the whole table (see :func:`_table_mode`);
+    ``rle_grid`` is ``native`` or the ``<H>x<W>`` grid every code was written on.
     """
     raw_dir, out_dir, metrics_path = Path(raw_dir), Path(out_dir), Path(metrics_path)
+    remove_stale_staging(out_dir, metrics_path)
+    grid = parse_rle_grid(rle_grid)
     if missing_dicom not in MISSING_DICOM_POLICIES:
         raise PrepareError(f"data.missing_dicom must be one of {MISSING_DICOM_POLICIES}, got {missing_dicom!r}")
     if rle_mode not in RLE_MODES:
@@ -210,7 +286,7 @@ def prepare_dataset(
     csv_path = raw_dir / rle_csv
     table = read_rle_table(csv_path)
     dicoms = find_dicoms(raw_dir, dicom_glob)
-    groups = group_codes(table)
+    groups, duplicate_rows = group_codes(table)
 
     positive_ids = sorted(i for i, (codes, _) in groups.items() if codes)
     missing = [i for i in positive_ids if i not in dicoms]
@@ -222,13 +298,14 @@ def prepare_dataset(
         )
     items = [PositiveImage(i, groups[i][0], groups[i][1], dicoms[i]) for i in positive_ids if i in dicoms]
     try:
-        prepared = list(_prepare_all(items, image_size, mask_threshold, rle_mode, workers))
+        prepared = list(_prepare_all(items, image_size, mask_threshold, rle_mode, grid, workers))
         resolved_mode = rle_mode
         if rle_mode == "auto":
             resolved_mode = _table_mode(csv_path, items, prepared)
             if resolved_mode == "absolute":  # the ambiguous codes were read as relative: read them again
                 redo = [k for k, p in enumerate(prepared) if "both" in p.readings]
-                again = list(_prepare_all([items[k] for k in redo], image_size, mask_threshold, "absolute", workers))
+                redo_items = [items[k] for k in redo]
+                again = list(_prepare_all(redo_items, image_size, mask_threshold, "absolute", grid, workers))
                 for k, result in zip(redo, again):
                     prepared[k] = result
     except RLEError as error:
@@ -254,7 +331,8 @@ def prepare_dataset(
         "dicom_files": len(dicoms),
         "dicom_files_read": files_read,
         "csv_rows": len(table),
-        "csv_positive_rows": int(sum(len(codes) for codes, _ in groups.values())),
+        "csv_positive_rows": int(sum(not is_empty_code(code) for code in table[CODE_COLUMN])),
+        "csv_duplicate_rows": len(duplicate_rows),
         "images_in_csv": len(groups),
         "positives": len(positive_ids),
         "negatives": len(groups) - len(positive_ids),
@@ -266,6 +344,7 @@ def prepare_dataset(
                    "val": {str(k): len(v) for k, v in val_rows.items()}},
         "image_size": image_size,
         "rle_mode": resolved_mode,
+        "rle_grid": rle_grid,
         "mask_fraction_native": _quantiles(np.asarray(fractions)),
         "regions_per_image": {"1": int((regions == 1).sum()), "2": int((regions == 2).sum()), "3+": int((regions >= 3).sum())},
         "seed": seed,

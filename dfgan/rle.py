@@ -12,12 +12,22 @@ from typing import Iterable, Literal, Sequence
 
 import numpy as np
 
+from dfgan.errors import InputError
+
 Mode = Literal["auto", "relative", "absolute"]
 EMPTY_CODES = frozenset({"", "-1"})
 
 
-class RLEError(ValueError):
+class RLEError(InputError):
     """A run-length code that cannot be decoded; the message names the ImageId and, where known, the CSV row."""
+
+
+class RLEOverrunError(RLEError):
+    """A code whose runs reach past the image: ``end`` is the pixel it reaches, ``n_pixels`` the image's H*W."""
+
+    def __init__(self, message: str, end: int = 0, n_pixels: int = 0) -> None:
+        super().__init__(message)
+        self.end, self.n_pixels = end, n_pixels
 
 
 def _where(image_id: str, row: int | None) -> str:
@@ -103,14 +113,21 @@ def absolute_runs(
         relative = _relative_to_absolute(starts, lengths)
         if _valid_absolute(relative, lengths, n_pixels):
             return relative, lengths
-        if mode == "relative":
-            end = int((relative + lengths).max())
-            raise RLEError(f"{_where(image_id, row)}: relative runs end at pixel {end}, past H*W = {n_pixels}")
+        relative_end = int((relative + lengths).max())
+        if mode == "relative" or not _valid_absolute(starts, lengths, n_pixels):
+            # A relative reading can only fail by running past the image: report that, in SIIM-ACR's own reading.
+            raise RLEOverrunError(
+                f"{_where(image_id, row)}: relative runs end at pixel {relative_end}, past H*W = {n_pixels}",
+                relative_end,
+                n_pixels,
+            )
     if _valid_absolute(starts, lengths, n_pixels):
         return starts, lengths
     end = int((starts + lengths).max())
     if end > n_pixels:
-        raise RLEError(f"{_where(image_id, row)}: runs end at pixel {end}, past H*W = {n_pixels} (read as {mode})")
+        raise RLEOverrunError(
+            f"{_where(image_id, row)}: runs end at pixel {end}, past H*W = {n_pixels} (read as {mode})", end, n_pixels
+        )
     raise RLEError(f"{_where(image_id, row)}: absolute starts overlap or decrease (read as {mode})")
 
 

@@ -39,16 +39,16 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from dfgan.augment import JointTransform, build_augmentation
+from dfgan.errors import InputError
 from dfgan.imaging import uint8_to_unit
 from dfgan.metrics import dice_per_image, mean_and_sem
+from dfgan.params_schema import DOUBLED_SUFFIX, REAL, REAL_CONDITIONS, SCHEDULES
 from dfgan.prepared import ImageSet, PreparedData, load_prepared
 from dfgan.runtime import progress_disabled, resolve_device, seed_everything
 from dfgan.synthetic_data import load_synthetic
 
-REAL = "real"
-FLIPPED_SUFFIX = "2x"
-REAL_REPEATED = REAL + FLIPPED_SUFFIX  # "real2x": the control condition
-SCHEDULES = ("steps", "epochs")
+FLIPPED_SUFFIX = DOUBLED_SUFFIX
+REAL_REPEATED = REAL_CONDITIONS[1]  # "real2x": the control condition
 
 # Where each training image comes from (TrainingSet.train_part).
 PART_REAL, PART_SYNTHETIC, PART_FLIPPED, PART_REAL_REPEAT = 0, 1, 2, 3
@@ -93,6 +93,16 @@ def conditions_from_params(params: dict[str, Any]) -> list[str]:
         *[str(v) for v in params["variants"]],
         *[f"{v}{FLIPPED_SUFFIX}" for v in seg["flipped_variants"]],
     ]
+
+
+def require_condition(params: dict[str, Any], condition: str, source: str | Path) -> None:
+    """Refuse a ``--condition`` that these params do not train (it would have no DVC stage and no report row)."""
+    conditions = conditions_from_params(params)
+    if condition not in conditions:
+        raise InputError(
+            f"{source}: condition {condition!r} is not trained by these params (they train {', '.join(conditions)}); "
+            "see seg.real_conditions, variants and seg.flipped_variants"
+        )
 
 
 def uses_synthetic(condition: str) -> bool:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from dfgan.config import load_params
+from dfgan.config import load_params, require_listed
+from dfgan.errors import run_stage
 from dfgan.fid import STATS_DIR, write_reference_stats
 from dfgan.runtime import resolve_device
 
@@ -23,6 +24,8 @@ def main() -> None:
     parser.add_argument("--prepared", default="data/prepared")
     args = parser.parse_args()
     params = load_params(args.params)
+    if args.size is not None:
+        require_listed(params, "sizes", args.size, args.params)
     sizes = [args.size] if args.size is not None else [int(s) for s in params["sizes"]]
     summary = write_reference_stats(
         args.prepared,
@@ -37,4 +40,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

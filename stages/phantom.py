@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from dfgan.config import load_params, section
+from dfgan.errors import run_stage
 from dfgan.phantom import generate_phantom, render_contact_sheet
 
 CONTACT_SHEET = Path("data/raw/phantom_contact_sheet.png")
@@ -38,4 +39,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

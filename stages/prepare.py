@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from dfgan.config import load_params, section
+from dfgan.errors import run_stage
 from dfgan.prepare import prepare_dataset
 
 OUT_DIR = Path("data/prepared")
@@ -36,10 +37,11 @@ def main(argv: list[str] | None = None) -> None:
         missing_dicom=str(cfg["missing_dicom"]),
         mask_threshold=float(cfg["mask_threshold"]),
         rle_mode=str(cfg["rle_mode"]),
+        rle_grid=str(cfg["rle_grid"]),
         val_fraction=float(cfg["val_fraction"]),
     )
     print(json.dumps({k: v for k, v in metrics.items() if k != "missing_dicom_ids"}, indent=1))
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

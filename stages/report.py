@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from dfgan.config import load_params, section
+from dfgan.errors import run_stage
 from dfgan.report import build_report
 from dfgan.segmentation import conditions_from_params
 
@@ -41,4 +42,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from dfgan.config import load_params
+from dfgan.config import load_params, require_listed
+from dfgan.errors import run_stage
 from dfgan.gan import run_paths, train_gan
 from stages.model_args import parse_model_args
 
@@ -12,6 +13,9 @@ from stages.model_args import parse_model_args
 def main() -> None:
     args = parse_model_args(__doc__)
     params = load_params(args.params)
+    require_listed(params, "sizes", args.size, args.params)
+    require_listed(params, "variants", args.variant, args.params)
+    require_listed(params, "gan.seeds", args.seed, args.params)
     metrics = train_gan(
         args.prepared, args.size, args.variant, args.seed, params, **run_paths(args.size, args.variant, args.seed)
     )
@@ -19,4 +23,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.config import load_params, section
-from dfgan.segmentation import run_condition, run_label, uses_synthetic
+from dfgan.config import load_params, require_listed, section
+from dfgan.errors import run_stage
+from dfgan.segmentation import require_condition, run_condition, run_label, uses_synthetic
 
 PREPARED_DIR = "data/prepared"
 SYNTHETIC_ROOT = "data/synthetic"
@@ -23,6 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     params = load_params(args.params)
+    require_listed(params, "sizes", args.size, args.params)
+    require_condition(params, args.condition, args.params)
     seg = section(params, "seg")
     label = run_label(args.condition, args.aug)
     metrics = run_condition(
@@ -42,4 +45,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage(main)

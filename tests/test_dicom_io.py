@@ -164,6 +164,15 @@ def test_truncated_jpeg_stream_is_a_dicom_error(tmp_path: Path) -> None:
         read_dicom(path)
 
 
+@pytest.mark.parametrize("jpeg_quality, message", [(90, "file is truncated"), (None, "pixel data is truncated")])
+def test_a_cut_off_file_is_called_truncated(tmp_path: Path, jpeg_quality: int | None, message: str) -> None:
+    path = write_dicom(tmp_path / "cut.dcm", gradient(), "1.2.3", "1.2", "1.2.4", jpeg_quality=jpeg_quality)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])
+    with pytest.raises(DicomError, match=f"cut.dcm: DICOM {message}.*copy or download it again"):
+        read_dicom(path)
+
+
 def test_write_refuses_non_uint8(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="uint8"):
         write_dicom(tmp_path / "x.dcm", np.zeros((4, 4), np.uint16), "1.2.3", "1.2", "1.2.4")

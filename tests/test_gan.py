@@ -52,7 +52,7 @@ def small_params(image_size: int, **gan: Any) -> dict[str, Any]:
     params["data"]["image_size"] = image_size
     params["gan"].update(
         ngf=8, ndf=8, batch_size=4, n_epochs=2, n_epochs_decay=1, checkpoint_every=2, fid_eval_every=2,
-        sample_count=3, device="cpu", amp=False,
+        sample_count=3, device="cpu", amp=False, keep_checkpoint=True,
     )
     params["gan"].update(gan)
     return params
@@ -272,6 +272,18 @@ def test_checkpoint_is_weights_only_and_a_changed_config_starts_fresh(tiny: dict
     # Same config again: a finished run resumes at its end and rewrites the same outputs.
     again = run(tiny, "fresh", changed, variant="pix2pix")
     assert again["resumed_after_epoch"] == 3 and again["fid_train"] == metrics["fid_train"]
+
+
+def test_a_finished_run_deletes_its_checkpoint_unless_kept(tiny: dict[str, Any]) -> None:
+    params = small_params(64, keep_checkpoint=False)
+    checkpoint = tiny["root"] / "dropped" / "ckpt.pt"
+    run(tiny, "dropped", params, variant="pix2pix", stop_after_epoch=1)
+    assert checkpoint.is_file()  # an interrupted run keeps it, to resume from
+    metrics = run(tiny, "dropped", params, variant="pix2pix")
+    assert metrics["resumed_after_epoch"] == 1
+    assert not checkpoint.exists() and (tiny["root"] / "dropped" / "model" / "generator.pt").is_file()
+    run(tiny, "kept", small_params(64, keep_checkpoint=True), variant="pix2pix")
+    assert (tiny["root"] / "kept" / "ckpt.pt").is_file()
 
 
 def test_settings_fields_all_come_from_params(tiny: dict[str, Any]) -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +15,13 @@ import numpy as np
 import pytest
 import yaml
 
-from dfgan.dicom_io import read_dicom
+from dfgan.dicom_io import read_dicom, write_dicom
 from dfgan.phantom import generate_phantom
 from dfgan.prepare import PrepareError, prepare_dataset, read_rle_table, resize_mask
 from dfgan.prepared import load_prepared
 from dfgan.rle import code_reading, decode_union, mask_runs
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NATIVE = 256
 COUNT, POSITIVES = 24, 18
 OPTIONS: dict[str, Any] = dict(
@@ -75,7 +80,7 @@ def replace_code(raw_dir: Path, row: int, code: str) -> None:
 def assert_nothing_written(work: Path) -> None:
     assert not (work / "prepared").exists()
     assert not (work / "metrics" / "data.json").exists()
-    assert not list(work.glob("*.tmp"))
+    assert not list(work.glob("*.tmp")) and not list(work.rglob(".*.staging"))
 
 
 def test_positives_are_prepared_with_nested_disjoint_splits(phantom_tree: Path, tmp_path: Path) -> None:
@@ -281,6 +286,7 @@ def test_stage_entry_points_run_from_a_params_file(tmp_path: Path, monkeypatch: 
     params["sizes"] = [4, 8]
     params["phantom"].update(count=20, image_size=128, workers=1, contact_sheet=4)
     params["data"].update(test_size=4, workers=1, image_size=32)
+    params["gan"]["batch_size"] = 2  # the params check: a GAN batch must fit the smallest size's training images
     (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     stale = Path(params["phantom"]["out_dir"]) / "stale.txt"
@@ -292,3 +298,113 @@ def test_stage_entry_points_run_from_a_params_file(tmp_path: Path, monkeypatch: 
     data = load_prepared("data/prepared")
     assert data.images.shape[1:] == (32, 32) and data.sizes == [4, 8]
     assert Path("metrics/data.json").is_file()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs that used to pass silently or leave things behind
+
+
+def shrink_dicoms(raw_dir: Path, size: int) -> None:
+    """Rewrite every DICOM at ``size`` x ``size`` (same ImageId), as a user who downsampled them but kept the CSV."""
+    for path in raw_dir.glob("dicom-images-train/*/*/*.dcm"):
+        small = cv2.resize(read_dicom(path), (size, size), interpolation=cv2.INTER_AREA)
+        write_dicom(path, small, path.stem, path.parent.parent.name, path.parent.name)
+
+
+@pytest.mark.slow
+def test_codes_written_for_a_larger_grid_are_detected_and_decoded_with_rle_grid(raw: Path, tmp_path: Path) -> None:
+    run(raw, tmp_path / "native")
+    shrink_dicoms(raw, NATIVE // 2)
+    with pytest.raises(PrepareError) as error:
+        run(raw, tmp_path / "shrunk")
+    message = str(error.value)
+    assert message.startswith(f"{raw / 'train-rle.csv'}: ImageId ") and "CSV row" in message
+    assert f"past H*W = {(NATIVE // 2) ** 2} of the {NATIVE // 2}x{NATIVE // 2} DICOM" in message
+    assert "relative runs end at pixel" in message and "written for a larger grid" in message
+    assert f"data.rle_grid to that grid, e.g. {NATIVE}x{NATIVE}" in message
+    assert_nothing_written(tmp_path / "shrunk")
+    # Decoded on the codes' grid and resized with the mask rule: exactly the masks of the full-size tree.
+    metrics = run(raw, tmp_path / "grid", rle_grid=f"{NATIVE}x{NATIVE}")
+    assert metrics["rle_grid"] == f"{NATIVE}x{NATIVE}" and metrics["kept"] == POSITIVES
+    native, grid = (np.load(tmp_path / d / "prepared/masks.npy") for d in ("native", "grid"))
+    np.testing.assert_array_equal(native, grid)
+
+
+def test_rle_grid_of_another_aspect_ratio_names_the_dicom(raw: Path, tmp_path: Path) -> None:
+    with pytest.raises(PrepareError, match=f"is {NATIVE}x{NATIVE} but data.rle_grid is 512x1024, another aspect"):
+        run(raw, tmp_path, rle_grid="512x1024")
+    assert_nothing_written(tmp_path)
+
+
+def test_duplicate_rows_are_dropped_and_counted(raw: Path, tmp_path: Path) -> None:
+    before = run(raw, tmp_path / "clean")
+    lines = csv_lines(raw)
+    row, _, _ = first_positive_line(raw)
+    negative = next(line for line in lines[1:] if line.endswith("-1"))
+    (raw / "train-rle.csv").write_text("\n".join(lines + [lines[row], lines[row], negative]) + "\n")
+    after = run(raw, tmp_path / "duplicated")
+    assert before["csv_duplicate_rows"] == 0 and after["csv_duplicate_rows"] == 3
+    assert after["regions_per_image"] == before["regions_per_image"]
+    assert after["csv_rows"] == before["csv_rows"] + 3 and after["kept"] == before["kept"]
+    for name in ("images.npy", "masks.npy", "splits.json"):
+        assert (tmp_path / "clean/prepared" / name).read_bytes() == (tmp_path / "duplicated/prepared" / name).read_bytes()
+
+
+def test_truncated_compressed_dicom_is_named_as_truncated(raw: Path, tmp_path: Path) -> None:
+    positives = {line.split(",")[0] for line in csv_lines(raw)[1:] if not line.endswith("-1")}
+    compressed = [p for p in raw.glob("dicom-images-train/*/*/*.dcm") if p.stem in positives
+                  and b"1.2.840.10008.1.2.4.50" in p.read_bytes()[:400]]  # JPEG baseline transfer syntax
+    assert compressed
+    data = compressed[0].read_bytes()
+    compressed[0].write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(PrepareError, match=f"{compressed[0].name}: DICOM file is truncated"):
+        run(raw, tmp_path)
+    assert_nothing_written(tmp_path)
+
+
+def test_a_stale_staging_directory_is_removed_and_git_ignored(phantom_tree: Path, tmp_path: Path) -> None:
+    for leftover in (tmp_path / ".prepared.staging", tmp_path / "prepared.tmp"):
+        leftover.mkdir()
+        (leftover / "images.npy").write_bytes(b"half-written")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / ".data.json.staging").write_text("{")
+    run(phantom_tree, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics", "prepared"]
+    assert [p.name for p in (tmp_path / "metrics").iterdir()] == ["data.json"]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "data/.prepared.staging/images.npy", "metrics/.data.json.staging"],
+        cwd=PROJECT_ROOT, capture_output=True, text=True,
+    )
+    assert ignored.stdout.split() == ["data/.prepared.staging/images.npy", "metrics/.data.json.staging"]
+
+
+KILLED_WHILE_WRITING = """
+import sys, time
+from pathlib import Path
+import dfgan.prepare as prepare
+
+def write_then_hang(directory, images, *rest):
+    Path(directory).mkdir(parents=True)
+    (Path(directory) / "images.npy").write_bytes(b"half")
+    time.sleep(120)
+
+prepare.save_prepared = write_then_hang
+prepare.prepare_dataset(sys.argv[1], sys.argv[2] + "/prepared", sys.argv[2] + "/metrics/data.json",
+                        dicom_glob="dicom-images-train/**/*.dcm", rle_csv="train-rle.csv", image_size=64,
+                        test_size=6, sizes=[4, 8], seed=0, workers=1, missing_dicom="report")
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_while_writing_leaves_nothing_that_survives_the_rerun(phantom_tree: Path, tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-c", KILLED_WHILE_WRITING, str(phantom_tree), str(tmp_path)],
+                               cwd=PROJECT_ROOT)
+    staging = tmp_path / ".prepared.staging" / "images.npy"
+    deadline = time.monotonic() + 60
+    while not staging.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert staging.exists() and not (tmp_path / "prepared").exists()  # what a kill -9 leaves: only the hidden copy
+    run(phantom_tree, tmp_path)
+    assert not staging.parent.exists() and load_prepared(tmp_path / "prepared").images.shape[0] == POSITIVES

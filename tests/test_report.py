@@ -188,13 +188,11 @@ def test_report_stage_reads_params_and_writes_metrics_report(tmp_path: Path, mon
     (tmp_path / "metrics").mkdir()
     (data / "metrics" / "seg").rename(tmp_path / "metrics" / "seg")
     (data / "data" / "seg").rename(tmp_path / "data" / "seg")
-    (tmp_path / "params.yaml").write_text(
-        yaml.safe_dump({
-            "sizes": [16], "variants": ["dfgan"], "gan": {"seeds": [0]},
-            "seg": {"real_conditions": ["real"], "flipped_variants": []},
-            "report": {"sample_count": 2, "bootstrap_samples": 50, "bootstrap_seed": 0},
-        })
-    )
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params.update(sizes=[16], variants=["dfgan"])
+    params["seg"].update(real_conditions=["real"], flipped_variants=[])
+    params["report"].update(sample_count=2, bootstrap_samples=50)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     assert paths["prepared"] == tmp_path / "data" / "prepared" and paths["synthetic"] == tmp_path / "data" / "synthetic"
     report_stage.main(["--params", "params.yaml"])
     assert json.loads((tmp_path / "metrics/report/summary.json").read_text())["largest_size"] == 16

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from dfgan.config import load_params, section
+from dfgan.errors import InputError
 from dfgan.imaging import outline, save_grid, uint8_to_unit, unit_to_uint8
 from dfgan.prepared import load_prepared, save_prepared
 from dfgan.runtime import resolve_device
@@ -36,11 +37,14 @@ def test_both_profiles_load_and_share_their_keys() -> None:
 
 
 def test_load_params_errors_name_the_problem(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+    with pytest.raises(InputError, match="nope.yaml: params file not found"):
         load_params(tmp_path / "nope.yaml")
     (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
-    with pytest.raises(ValueError, match="list.yaml"):
+    with pytest.raises(InputError, match="list.yaml: expected a mapping"):
         load_params(tmp_path / "list.yaml")
+    (tmp_path / "broken.yaml").write_text("data:\n  image_size: [64\n")
+    with pytest.raises(InputError, match="broken.yaml: line 3 not valid YAML"):
+        load_params(tmp_path / "broken.yaml")
     with pytest.raises(KeyError, match="gan"):
         section({"data": {}}, "gan")
 

@@ -113,7 +113,8 @@ def test_stage_entry_points_end_to_end(tmp_path: Path) -> None:
     params["sizes"] = [3, 4]
     params["data"]["image_size"] = 32
     params["fid"]["batch_size"] = 8
-    params["gan"].update(ngf=8, ndf=8, batch_size=4, n_epochs=1, n_epochs_decay=1, fid_eval_every=2, device="cpu")
+    params["data"]["val_fraction"] = 0.0  # as the prepared data above (no validation rows)
+    params["gan"].update(ngf=8, ndf=8, batch_size=3, n_epochs=1, n_epochs_decay=1, fid_eval_every=2, device="cpu")
     params["synth"].update(device="cpu")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     env = {**os.environ, "PYTHONPATH": str(REPO), "DFGAN_NO_PROGRESS": "1"}
@@ -131,7 +132,7 @@ def test_stage_entry_points_end_to_end(tmp_path: Path) -> None:
     assert (stats_dir / "test.npz").stat().st_mtime_ns == before and (stats_dir / "train_4.npz").is_file()
     stage("stages.train_gan", "--size", "4", "--variant", "dfgan", "--seed", "0")
     assert (tmp_path / "models" / "gan" / "4_dfgan_s0" / "generator.pt").is_file()
-    assert (tmp_path / "checkpoints" / "gan" / "4_dfgan_s0.pt").is_file()
+    assert not (tmp_path / "checkpoints" / "gan" / "4_dfgan_s0.pt").exists()  # gan.keep_checkpoint: false
     gan_metrics = json.loads((tmp_path / "metrics" / "gan" / "4_dfgan_s0.json").read_text())
     assert gan_metrics["epochs"] == 2 and np.isfinite(gan_metrics["fid_train"]) and gan_metrics["seed"] == 0
     stage("stages.synthesize", "--size", "4", "--variant", "dfgan", "--seed", "0")

@@ -1,0 +1,30 @@
+"""Check the params (every key against the schema) and the raw data (cheap checks) without running anything.
+
+    python -m stages.check [--params params.yaml] [--no-data]
+
+Exits 0 when everything is fine; otherwise prints one line per problem, naming the file, row or key and the fix,
+and exits 2. Run it before ``dvc repro`` or ``dvc exp run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from dfgan.config import load_params
+from dfgan.errors import run_stage
+from dfgan.siim import check_raw_data
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--no-data", action="store_true", help="check the params only")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    print(f"{args.params}: every key valid")
+    if not args.no_data:
+        print(check_raw_data(params))
+
+
+if __name__ == "__main__":
+    run_stage(main)
