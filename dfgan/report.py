@@ -348,6 +348,38 @@ def plot_samples(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+# Every file build_report writes, with what a reader finds in it (printed after a run, so a newcomer knows where to look).
+REPORT_FILES: dict[str, str] = {
+    "table1.md": "Table 1: Dice of R, R + S (Pix2Pix), R + S (DF-GAN) per training size, beside the paper's",
+    "table2.md": "Table 2: Dice of R, R + S and R + 2S (DF-GAN)",
+    "fig3_samples.png": "Figure 3: real, Pix2Pix and DF-GAN images around the same lesions",
+    "fig4_improvement.png": "Figure 4: relative Dice improvement over R vs training size, with the paper's curve",
+    "dice_vs_size.png": "Dice vs training size for every condition",
+    "summary.json": "headline numbers (dvc metrics show)",
+    "table1.json": "Table 1 as data",
+    "table2.json": "Table 2 as data",
+    "improvement.csv": "Figure 4 as data",
+    "dice_vs_size.csv": "Dice vs training size as data (dvc plots show)",
+}
+OTHER_RESULTS = (
+    ("metrics/", "what every stage measured (FID, KID, GAN losses, Dice per run): dvc metrics show"),
+    ("data/synthetic/<size>/<variant>/preview.png", "synthetic images of each GAN"),
+    ("dvclive/", "training curves of every GAN and U-Net++ run: dvc plots show"),
+)
+
+
+def results_guide(out_dir: str | Path) -> str:
+    """Where the results are: the report files present in ``out_dir``, then the other outputs worth a look."""
+    out = Path(out_dir)
+    present = [(out / name, about) for name, about in REPORT_FILES.items() if (out / name).is_file()]
+    if present:
+        lines = ["Results:"] + [f"  {path.as_posix():<40} {about}" for path, about in present]
+    else:
+        lines = [f"No report in {out.as_posix()}/ yet: the pipeline has not reached its 'report' stage."]
+    lines += ["Also:"] + [f"  {path:<40} {about}" for path, about in OTHER_RESULTS]
+    return "\n".join(lines)
+
+
 def write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
