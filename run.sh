@@ -27,11 +27,17 @@ make_venv() {
     command -v "$python" >/dev/null || die "no '$python' on PATH: install Python 3.11 or newer, or set PYTHON=/path/to/python3"
     "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
         || die "$("$python" -V 2>&1) ($(command -v "$python")) is too old: Python 3.11 or newer is needed (set PYTHON=...)"
-    # Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a separate package; without it `-m venv` fails late.
-    "$python" -c 'import venv, ensurepip' 2>/dev/null \
-        || die "$(command -v "$python") ($("$python" -V 2>&1)) cannot create virtual environments: install the python3-venv package (sudo apt install python3-venv) and run this again"
+    # Debian and Ubuntu ship venv's pip bootstrap (ensurepip) in a separate package; without it `-m venv` fails late
+    # with a long message, so check first (a bare folder named ensurepip would import as an empty namespace package).
+    local missing_venv
+    missing_venv="$(command -v "$python") ($("$python" -V 2>&1)) cannot create virtual environments: install the python3-venv package (sudo apt install python3-venv) and run this again"
+    "$python" -c 'import ensurepip, venv, sys; sys.exit(ensurepip.__file__ is None)' 2>/dev/null || die "$missing_venv"
     say "creating the virtual environment $VENV with $(command -v "$python") ($("$python" -V 2>&1))"
-    "$python" -m venv --clear "$VENV"
+    local log
+    if ! log=$("$python" -m venv --clear "$VENV" 2>&1); then
+        [[ $log == *ensurepip* ]] && { rm -rf "$VENV"; die "$missing_venv"; }
+        die "creating $VENV failed: $log"
+    fi
 }
 
 requirements_hash() {
