@@ -18,7 +18,7 @@ say() { echo "run.sh: $*"; }
 die() { echo "run.sh: $*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,6s/^# \{0,1\}//p' "$0"
+    if [[ ${1:-2} == 0 ]]; then sed -n '2,6s/^# \{0,1\}//p' "$0"; else sed -n '2,6s/^# \{0,1\}//p' "$0" >&2; fi
     exit "${1:-2}"
 }
 
