@@ -348,7 +348,7 @@ def plot_samples(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-# Every file build_report writes, with what a reader finds in it (printed after a run, so a newcomer knows where to look).
+# Every file build_report writes and what a reader finds in it (printed after a run: a newcomer knows where to look).
 REPORT_FILES: dict[str, str] = {
     "table1.md": "Table 1: Dice of R, R + S (Pix2Pix), R + S (DF-GAN) per training size, beside the paper's",
     "table2.md": "Table 2: Dice of R, R + S and R + 2S (DF-GAN)",
