@@ -372,11 +372,12 @@ def results_guide(out_dir: str | Path) -> str:
     """Where the results are: the report files present in ``out_dir``, then the other outputs worth a look."""
     out = Path(out_dir)
     present = [(out / name, about) for name, about in REPORT_FILES.items() if (out / name).is_file()]
+    width = max(len(path) for path in [*(p.as_posix() for p, _ in present), *(p for p, _ in OTHER_RESULTS)])
     if present:
-        lines = ["Results:"] + [f"  {path.as_posix():<40} {about}" for path, about in present]
+        lines = ["Results:"] + [f"  {path.as_posix():<{width}}  {about}" for path, about in present]
     else:
         lines = [f"No report in {out.as_posix()}/ yet: the pipeline has not reached its 'report' stage."]
-    lines += ["Also:"] + [f"  {path:<40} {about}" for path, about in OTHER_RESULTS]
+    lines += ["Also:"] + [f"  {path:<{width}}  {about}" for path, about in OTHER_RESULTS]
     return "\n".join(lines)
 
 
