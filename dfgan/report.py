@@ -350,10 +350,10 @@ def plot_samples(
 
 # Every file build_report writes and what a reader finds in it (printed after a run: a newcomer knows where to look).
 REPORT_FILES: dict[str, str] = {
-    "table1.md": "Table 1: Dice of R, R + S (Pix2Pix), R + S (DF-GAN) per training size, beside the paper's",
+    "table1.md": "Table 1: Dice of R and R + S (Pix2Pix, DF-GAN) per size, beside the paper's",
     "table2.md": "Table 2: Dice of R, R + S and R + 2S (DF-GAN)",
     "fig3_samples.png": "Figure 3: real, Pix2Pix and DF-GAN images around the same lesions",
-    "fig4_improvement.png": "Figure 4: relative Dice improvement over R vs training size, with the paper's curve",
+    "fig4_improvement.png": "Figure 4: relative Dice improvement over R vs size, with the paper's",
     "dice_vs_size.png": "Dice vs training size for every condition",
     "summary.json": "headline numbers (dvc metrics show)",
     "table1.json": "Table 1 as data",
@@ -362,9 +362,9 @@ REPORT_FILES: dict[str, str] = {
     "dice_vs_size.csv": "Dice vs training size as data (dvc plots show)",
 }
 OTHER_RESULTS = (
-    ("metrics/", "what every stage measured (FID, KID, GAN losses, Dice per run): dvc metrics show"),
+    ("metrics/", "what every stage measured (FID, KID, Dice per run): dvc metrics show"),
     ("data/synthetic/<size>/<variant>/preview.png", "synthetic images of each GAN"),
-    ("dvclive/", "training curves of every GAN and U-Net++ run: dvc plots show"),
+    ("dvclive/", "training curves of every GAN and U-Net++: dvc plots show"),
 )
 
 
