@@ -238,6 +238,7 @@ SCHEMA: dict[str, Any] = {
     "sizes": ListOf(Int(min=1), increasing=True, help="training-set sizes, e.g. [12, 24]"),
     "variants": ListOf(Choice(VARIANTS), unique=True, help="GAN variants trained for every size"),
     "phantom": Section(),
+    "phantom.generate": ListOf(Text(), min_len=0, unique=True, help="[default] makes the phantom; [] with real data"),
     "phantom.out_dir": Text(help="where the phantom tree is written"),
     "phantom.count": Int(min=1, help="phantom DICOM files"),
     "phantom.positive_fraction": PROBABILITY,

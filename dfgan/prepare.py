@@ -211,8 +211,13 @@ def make_splits(n: int, test_size: int, sizes: Sequence[int], seed: int) -> tupl
 
 
 def build_index(
-    items: Sequence[PositiveImage], fractions: Sequence[float], test_rows: np.ndarray, train_order: np.ndarray
+    items: Sequence[PositiveImage],
+    fractions: Sequence[float],
+    test_rows: np.ndarray,
+    train_order: np.ndarray,
+    raw_dir: Path,
 ) -> pd.DataFrame:
+    """``dicom_path`` is relative to ``raw_dir``, so the same tree in another folder gives the same index."""
     rank = np.full(len(items), -1, dtype=np.int64)
     rank[train_order] = np.arange(len(train_order))
     split = np.where(rank >= 0, "train", "test")
@@ -220,7 +225,7 @@ def build_index(
         {
             "row": np.arange(len(items)),
             "image_id": [i.image_id for i in items],
-            "dicom_path": [i.dicom_path.as_posix() for i in items],
+            "dicom_path": [i.dicom_path.relative_to(raw_dir).as_posix() for i in items],
             "mask_fraction": np.round(np.asarray(fractions, dtype=np.float64), 8),
             "split": split,
             "train_rank": rank,
@@ -324,7 +329,7 @@ def prepare_dataset(
     except ValueError as error:
         raise PrepareError(f"data.val_fraction: {error}") from None
     fractions = [p.native_fraction for p in prepared]
-    index = build_index(items, fractions, test_rows, train_order)
+    index = build_index(items, fractions, test_rows, train_order, raw_dir)
 
     regions = np.array([len(i.codes) for i in items])
     metrics: dict[str, Any] = {

@@ -5,7 +5,8 @@ Layout of ``data/prepared/`` (all written by ``dfgan.prepare``):
 - ``images.npy``  uint8 (N, S, S): every kept (positive) image, resized to ``data.image_size``.
 - ``masks.npy``   uint8 (N, S, S) in {0, 1}: the union of that image's pneumothorax regions.
 - ``index.csv``   one row per image: ``row, image_id, dicom_path, mask_fraction, split, train_rank``
-  (``split`` is ``test`` or ``train``; ``train_rank`` orders the training pool, -1 on test rows).
+  (``dicom_path`` is relative to ``data.raw_dir``; ``split`` is ``test`` or ``train``; ``train_rank`` orders the
+  training pool, -1 on test rows).
 - ``splits.json`` ``{"seed": int, "val_fraction": float, "test": [row, ...], "train": {"<size>": [row, ...]},
   "val": {"<size>": [row, ...]}}``. The N images of training size N (the "pool": the first N rows of the training
   order, so pools are nested) are split once, independently of any model seed, into ``val`` (for picking the

@@ -467,6 +467,39 @@ def plot_samples(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+# Every file build_report writes and what a reader finds in it (printed after a run: a newcomer knows where to look).
+REPORT_FILES: dict[str, str] = {
+    "table1.md": "Table 1: Dice of R and R + S (Pix2Pix, DF-GAN) per size, beside the paper's",
+    "table2.md": "Table 2: Dice of R, R + S and R + 2S (DF-GAN)",
+    "fig3_samples.png": "Figure 3: real, Pix2Pix and DF-GAN images around the same lesions",
+    "fig4_improvement.png": "Figure 4: relative Dice improvement over R vs size, with the paper's",
+    "dice_vs_size.png": "Dice vs training size for every condition",
+    "summary.json": "headline numbers (dvc metrics show)",
+    "table1.json": "Table 1 as data",
+    "table2.json": "Table 2 as data",
+    "improvement.csv": "Figure 4 as data",
+    "dice_vs_size.csv": "Dice vs training size as data (dvc plots show)",
+}
+OTHER_RESULTS = (
+    ("metrics/", "what every stage measured (FID, KID, Dice per run): dvc metrics show"),
+    ("data/synthetic/<size>/<variant>/preview.png", "synthetic images of each GAN"),
+    ("dvclive/", "training curves of every GAN and U-Net++: dvc plots show"),
+)
+
+
+def results_guide(out_dir: str | Path) -> str:
+    """Where the results are: the report files present in ``out_dir``, then the other outputs worth a look."""
+    out = Path(out_dir)
+    present = [(out / name, about) for name, about in REPORT_FILES.items() if (out / name).is_file()]
+    width = max(len(path) for path in [*(p.as_posix() for p, _ in present), *(p for p, _ in OTHER_RESULTS)])
+    if present:
+        lines = ["Results:"] + [f"  {path.as_posix():<{width}}  {about}" for path, about in present]
+    else:
+        lines = [f"No report in {out.as_posix()}/ yet: the pipeline has not reached its 'report' stage."]
+    lines += ["Also:"] + [f"  {path:<{width}}  {about}" for path, about in OTHER_RESULTS]
+    return "\n".join(lines)
+
+
 def write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 

@@ -1,6 +1,7 @@
 """DVC stage: Tables 1-2, Figures 3-4, Dice vs training size, and summary metrics into metrics/report/.
 
     python -m stages.report [--params params.yaml]
+    python -m stages.report --where      only print where the results are
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import argparse
 
 from dfgan.config import load_params, section
 from dfgan.errors import run_stage
-from dfgan.report import build_report
+from dfgan.report import build_report, results_guide
 from dfgan.segmentation import conditions_from_params
 
 SEG_METRICS_DIR = "metrics/seg"
@@ -22,7 +23,11 @@ OUT_DIR = "metrics/report"
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--where", action="store_true", help="print where the results are, build nothing")
     args = parser.parse_args(argv)
+    if args.where:
+        print(results_guide(OUT_DIR))
+        return
 
     params = load_params(args.params)
     report = section(params, "report")
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         bootstrap={"samples": int(report["bootstrap_samples"]), "seed": int(report["bootstrap_seed"])},
     )
     print(f"report written to {OUT_DIR}/ (largest size {summary['largest_size']})")
+    print(results_guide(OUT_DIR))
 
 
 if __name__ == "__main__":

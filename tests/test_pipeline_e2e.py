@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
+from dfgan.phantom import generate_phantom
 from tests.pipeline_repo import make_pipeline_repo, run, stages_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -17,7 +19,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def test_phantom_and_prepare_repro(tmp_path: Path) -> None:
     repo = make_pipeline_repo(tmp_path / "repo")
     first = run(["dvc", "repro", "prepare"], repo)
-    assert stages_run(first.stdout) == {"phantom", "prepare"}
+    assert stages_run(first.stdout) == {"phantom@default", "prepare"}
     assert len(list((repo / "data/raw/phantom/dicom-images-train").rglob("*.dcm"))) == 16
     assert (repo / "data/raw/phantom/train-rle.csv").read_text().startswith("ImageId, EncodedPixels")
     images = np.load(repo / "data/prepared/images.npy")
@@ -38,6 +40,23 @@ def test_phantom_and_prepare_repro(tmp_path: Path) -> None:
     assert np.load(repo / "data/prepared/images.npy").shape[1:] == (64, 64)
 
 
+def test_real_data_takes_the_phantom_out_of_the_pipeline(tmp_path: Path) -> None:
+    """With data.raw_dir at the user's own tree and phantom.generate: [], plain `dvc repro` never makes a phantom."""
+    repo = make_pipeline_repo(
+        tmp_path / "repo", {"phantom": {"generate": []}, "data": {"raw_dir": "data/raw/siim"}}
+    )
+    generate_phantom(repo / "data/raw/siim", count=16, positive_fraction=0.8, image_size=128, seed=5)
+    stages = run(["dvc", "stage", "list", "--name-only"], repo).stdout.split()
+    assert "prepare" in stages and not [s for s in stages if s.startswith("phantom")]
+    dag = run(["dvc", "dag", "--md"], repo).stdout
+    assert "prepare" in dag and "phantom" not in dag
+
+    assert stages_run(run(["dvc", "repro", "prepare"], repo).stdout) == {"prepare"}
+    assert not (repo / "data/raw/phantom").exists()
+    index = pd.read_csv(repo / "data/prepared/index.csv")
+    assert all((repo / "data/raw/siim" / path).is_file() for path in index.dicom_path)
+
+
 def test_whole_pipeline_then_lambda_l1_experiment(tmp_path: Path) -> None:
     repo = make_pipeline_repo(tmp_path / "repo")
     first = run(["dvc", "repro"], repo)
@@ -46,7 +65,7 @@ def test_whole_pipeline_then_lambda_l1_experiment(tmp_path: Path) -> None:
             for variant in ("pix2pix", "dfgan") for seed in (0, 1)}
     segs = {f"seg_synth@4-{v}-{a}" for v in ("pix2pix", "dfgan") for a in ("none", "classic")}
     segs |= {f"seg_synth2x@4-dfgan-{a}" for a in ("none", "classic")}
-    assert {"phantom", "prepare", "seg_real@4-real-none", "seg_real@4-real-classic", "report"} | gans | segs <= ran
+    assert {"phantom@default", "prepare", "seg_real@4-real-none", "seg_real@4-real-classic", "report"} | gans | segs <= ran
 
     table1 = (repo / "metrics/report/table1.md").read_text()
     assert "pix2pix" in table1.lower() and "df-gan" in table1.lower() and "Δ" in table1

@@ -120,13 +120,25 @@ def test_arrays_are_the_resized_dicom_and_decoded_union(phantom_tree: Path, tmp_
     table = read_rle_table(phantom_tree / "train-rle.csv")
     for k in (0, POSITIVES - 1):
         entry = data.index.iloc[k]
-        native = read_dicom(entry.dicom_path)
+        native = read_dicom(phantom_tree / entry.dicom_path)
         expected = cv2.resize(native, (64, 64), interpolation=cv2.INTER_AREA)
         np.testing.assert_array_equal(data.images[k], expected)
         codes = table.loc[table.ImageId == entry.image_id, "EncodedPixels"]
         mask = decode_union(codes, NATIVE, NATIVE, entry.image_id)
         np.testing.assert_array_equal(data.masks[k], resize_mask(mask, 64, 0.25))
         assert entry.mask_fraction == pytest.approx(mask.mean(), abs=1e-7)
+
+
+def test_index_paths_are_relative_to_the_raw_dir(
+    phantom_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(phantom_tree.resolve(), tmp_path / "absolute")
+    monkeypatch.chdir(phantom_tree.parent)
+    run(Path(phantom_tree.name), tmp_path / "relative")
+    index = (tmp_path / "absolute/prepared/index.csv").read_bytes()
+    assert index == (tmp_path / "relative/prepared/index.csv").read_bytes()
+    paths = load_prepared(tmp_path / "absolute/prepared").index.dicom_path
+    assert all(p.startswith("dicom-images-train/") and (phantom_tree / p).is_file() for p in paths)
 
 
 def test_deterministic_and_independent_of_workers(phantom_tree: Path, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import yaml
 
 from dfgan import paper_results
 from dfgan.prepared import save_prepared
-from dfgan.report import build_report, metrics_file, per_image_file
+from dfgan.report import REPORT_FILES, build_report, metrics_file, per_image_file
 from dfgan.segmentation import REAL
 from dfgan.synthetic_data import synthetic_path
 from stages import report as report_stage
@@ -179,6 +179,22 @@ def test_paper_numbers_and_improvement_ratios() -> None:
     assert paper_results.paper_table1("classic", 16) is None
     assert paper_results.paper_improvement("none")[50] == pytest.approx((0.28 - 0.232) / 0.232)
     assert paper_results.paper_improvement("none")[250] < 0  # the paper's one clear loss, kept as published
+
+
+def test_results_guide_names_every_file_the_report_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    report_stage.main(["--where"])  # before any run: says so instead of listing files
+    assert "No report in metrics/report/ yet" in capsys.readouterr().out
+
+    paths = write_inputs(tmp_path / "data", [16], ["dfgan"])
+    paths["out"] = tmp_path / "metrics" / "report"
+    run_report(paths, [16], ["dfgan"])
+    assert sorted(p.name for p in paths["out"].iterdir()) == sorted(REPORT_FILES)
+    report_stage.main(["--where"])
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines() if line.startswith("  metrics/report/")]
+    assert listed == [f"metrics/report/{name}" for name in REPORT_FILES]
 
 
 def test_report_stage_reads_params_and_writes_metrics_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
