@@ -20,6 +20,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,10 +53,14 @@ def start_pinned_workers(repo: Path, groups: Sequence[str], timeout_s: float = 1
     `dvc queue start` would not yet see the first worker and start it again without its device)."""
     for number, devices in enumerate(groups, start=1):
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": devices}
-        started = subprocess.run(dvc_command(repo, "queue", "start", "-j", str(number)), cwd=repo, env=env,
-                                 text=True, capture_output=True)
-        if started.returncode != 0:
-            raise RuntimeError(f"`dvc queue start -j {number}` failed:\n{started.stderr or started.stdout}")
+        # A file, not a pipe: the worker DVC starts in the background inherits the handle, and a pipe would stay
+        # open (and this call blocked) for as long as the worker lives.
+        with tempfile.TemporaryFile("w+") as output:
+            started = subprocess.run(dvc_command(repo, "queue", "start", "-j", str(number)), cwd=repo, env=env,
+                                     text=True, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
+            output.seek(0)
+            if started.returncode != 0:
+                raise RuntimeError(f"`dvc queue start -j {number}` failed:\n{output.read()}")
         deadline = time.monotonic() + timeout_s
         while queue_worker_count(run_dvc(repo, "queue", "status")) < number:
             if time.monotonic() > deadline:

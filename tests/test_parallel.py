@@ -206,13 +206,17 @@ def test_ctrl_c_stops_running_stages_cleanly_and_a_rerun_completes(tmp_path: Pat
     assert "up to date" in run(["dvc", "status"], repo).stdout
 
 
-QUEUE_STAGE = """import json, os, time
+QUEUE_STAGE = """import json, os, pathlib, time
 import yaml
-start = time.time()
-time.sleep(15)  # long enough that the second worker starts while the first is busy
 x = yaml.safe_load(open("params.yaml"))["x"]
-json.dump({"x2": 2 * x, "device": os.environ.get("CUDA_VISIBLE_DEVICES", "unset"), "start": start,
-           "end": time.time()}, open("m.json", "w"))
+# A barrier between the experiments (outside their temporary workspaces): each waits until both have started.
+barrier = pathlib.Path(BARRIER)
+(barrier / f"started-{x}").write_text("")
+deadline = time.time() + 180
+while len(list(barrier.glob("started-*"))) < 2 and time.time() < deadline:
+    time.sleep(0.2)
+json.dump({"x2": 2 * x, "device": os.environ.get("CUDA_VISIBLE_DEVICES", "unset"),
+           "both_started": len(list(barrier.glob("started-*"))) == 2}, open("m.json", "w"))
 """
 
 
@@ -222,13 +226,16 @@ def test_queued_experiments_run_concurrently_each_on_its_own_device(tmp_path: Pa
     stages: dict[str, dict[str, object]] = {
         "s": {"cmd": "python s.py", "deps": ["s.py"], "params": ["x"], "metrics": [{"m.json": {"cache": False}}]},
     }
-    repo = make_toy_repo(tmp_path / "toy", stages, files={"s.py": QUEUE_STAGE, "params.yaml": "x: 1\n"})
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    script = QUEUE_STAGE.replace("BARRIER", repr(str(barrier)))
+    repo = make_toy_repo(tmp_path / "toy", stages, files={"s.py": script, "params.yaml": "x: 1\n"})
     for x in (2, 3):
         run(["dvc", "exp", "run", "--queue", "-S", f"x={x}"], repo)
     try:
         # Fake device ids: the test checks the pinning, not a GPU.
         assert exp_queue.main(["--repo", str(repo), "--gpus", "7,9"]) == 0
-        deadline = time.monotonic() + 240
+        deadline = time.monotonic() + 300
         while True:
             status = run(["dvc", "queue", "status"], repo).stdout
             if status.count("Success") == 2:
@@ -244,5 +251,4 @@ def test_queued_experiments_run_concurrently_each_on_its_own_device(tmp_path: Pa
     }
     assert set(results) == {4, 6}
     assert sorted(result["device"] for result in results.values()) == ["7", "9"]  # one device each, never both
-    first, second = sorted(results.values(), key=lambda result: result["start"])
-    assert second["start"] < first["end"], "the two experiments did not run at the same time"
+    assert all(result["both_started"] for result in results.values()), "the experiments did not run at once"
