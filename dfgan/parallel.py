@@ -225,6 +225,73 @@ def stage_environment(environ: Mapping[str, str], assigned: str | None) -> tuple
     return env, label
 
 
+# --- scheduling order ---------------------------------------------------------------------------------------
+
+DURATIONS_FILE = "durations.json"
+
+
+def load_durations(log_dir: Path) -> dict[str, float]:
+    """Seconds each stage took when it last ran (``logs/durations.json``); empty before the first run."""
+    path = log_dir / DURATIONS_FILE
+    if not path.exists():
+        return {}
+    try:
+        loaded = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error}); delete it to start afresh") from error
+    return {str(name): float(seconds) for name, seconds in loaded.items()}
+
+
+def save_durations(log_dir: Path, measured: Mapping[str, float]) -> None:
+    if not measured:
+        return
+    log_dir.mkdir(parents=True, exist_ok=True)
+    merged = {**load_durations(log_dir), **measured}
+    (log_dir / DURATIONS_FILE).write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
+
+
+def stage_priorities(graph: StageGraph, durations: Mapping[str, float]) -> dict[str, float]:
+    """Longest remaining chain per stage, in seconds where a stage's duration is known (a stage never timed counts
+    as the median known duration); in stages when nothing is known yet."""
+    if not durations:
+        return graph.critical_path()
+    typical = sorted(durations.values())[len(durations) // 2]
+    return graph.critical_path(lambda name: durations.get(name, typical))
+
+
+def simulate_makespan(graph: StageGraph, duration: Callable[[str], float], workers: int,
+                      priority: Mapping[str, float]) -> float:
+    """Wall time of the runner's policy on ``workers`` identical devices: submit a stage when its parents are done,
+    start the highest-priority ready stage (ties: first submitted) whenever a device is free."""
+    kids = graph.children()
+    waiting_on = {name: set(graph.parents[name]) for name in graph.order}
+    ready: list[tuple[float, int, str]] = []
+    submitted = 0
+
+    def submit(name: str) -> None:
+        nonlocal submitted
+        ready.append((-priority[name], submitted, name))
+        submitted += 1
+
+    for name in graph.order:
+        if not waiting_on[name]:
+            submit(name)
+    running: list[tuple[float, str]] = []  # (finish time, stage)
+    now = 0.0
+    while ready or running:
+        ready.sort()
+        while ready and len(running) < workers:
+            _, _, name = ready.pop(0)
+            running.append((now + duration(name), name))
+        running.sort()
+        now, name = running.pop(0)
+        for kid in sorted(kids[name], key=graph.order.index):
+            waiting_on[kid].discard(name)
+            if not waiting_on[kid]:
+                submit(kid)
+    return now
+
+
 # --- one stage, on a worker ----------------------------------------------------------------------------------
 
 
@@ -336,7 +403,9 @@ def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, devices
     total = len(graph.order)
     kids = graph.children()
     waiting_on = {name: set(graph.parents[name]) for name in graph.order}
-    priority = graph.critical_path()
+    durations = load_durations(log_dir)
+    priority = stage_priorities(graph, durations)
+    measured: dict[str, float] = {}
     gpu_cluster = any("GPU" in (info.get("resources") or {}) for info in client.scheduler_info()["workers"].values())
     resources = {"GPU": 1} if gpu_cluster else None
     cancel_name = f"{EVENT_TOPIC}-cancel-{os.getpid()}-{time.time_ns()}"
@@ -355,7 +424,7 @@ def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, devices
     def submit(stage: str) -> None:
         future = client.submit(run_stage, stage, str(repo), str(log_dir), cancel_name, dict(devices),
                                key=f"dvc-repro-{stage}-{time.time_ns()}", pure=False, retries=0,
-                               priority=int(priority[stage]), resources=resources)
+                               priority=priority[stage], resources=resources)
         futures[future] = stage
         line("queued", stage)
 
@@ -376,6 +445,8 @@ def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, devices
             line("stopped", stage, f"log: {outcome.log}")
         elif outcome.returncode == 0:
             summary.done.append(stage)
+            if outcome.ran:
+                measured[stage] = round(outcome.seconds, 1)
             line("done", stage, f"{outcome.seconds:.1f} s" + ("" if outcome.ran else ", unchanged"))
             for kid in sorted(kids[stage], key=graph.order.index):
                 waiting_on[kid].discard(stage)
@@ -414,6 +485,7 @@ def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, devices
     finally:
         signal.signal(signal.SIGTERM, previous_term)
         client.unsubscribe_topic(EVENT_TOPIC)
+        save_durations(log_dir, measured)
     return summary
 
 
@@ -477,10 +549,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--address", default=None,
                         help="scheduler of an existing Dask cluster (tcp://host:8786) instead of local workers; "
                              "the repository and the DVC cache must be on a filesystem all workers share")
+    parser.add_argument("--scheduler-file", type=Path, default=None,
+                        help="the JSON file `dask scheduler --scheduler-file` wrote, instead of --address")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the DVC repository (default: current folder)")
     parser.add_argument("--log-dir", type=Path, default=Path("logs"), help="stage logs, relative to --repo")
     parser.add_argument("--dry-run", action="store_true", help="print the stages that would run, in order, and exit")
     args = parser.parse_args(argv)
+    if args.address and args.scheduler_file:
+        parser.error("give --address or --scheduler-file, not both")
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     return args
@@ -490,12 +566,14 @@ def start_client(args: argparse.Namespace, gpus: list[str] | None, n_workers: in
     """A client of the given cluster, or of a local one whose workers each run one stage at a time."""
     from distributed import Client, LocalCluster
 
-    if args.address:
+    if args.address or args.scheduler_file:
         # Workers of a cluster started elsewhere may not have this checkout on their path: send the code along.
         import cloudpickle
 
         if run_stage.__module__ != "__main__":  # __main__ is sent by value anyway
             cloudpickle.register_pickle_by_value(sys.modules[run_stage.__module__])
+        if args.scheduler_file:
+            return Client(scheduler_file=str(args.scheduler_file)), {}
         return Client(args.address), {}
     # Threads, not processes: each task only waits on its `dvc` subprocess, and the runner stays a single process.
     cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=False, dashboard_address=None,
@@ -510,7 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         graph = read_stage_graph(repo, args.targets)
         plan = stages_to_run(graph, changed_stages(repo))
-    except DvcCommandError as error:
+        load_durations(log_dir)  # a broken file is reported now, not after the run
+    except (DvcCommandError, ValueError) as error:
         print(error, file=sys.stderr)
         return 2
     if not plan.order:
@@ -519,11 +598,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dry_run:
         print("\n".join(plan.topological_order()))
         return 0
-    gpus = None if args.address else detect_gpus(args.gpus)
+    external = bool(args.address or args.scheduler_file)
+    gpus = None if external else detect_gpus(args.gpus)
     n_workers = args.workers or (len(gpus) if gpus else os.cpu_count() or 1)
-    client, devices = start_client(args, gpus, n_workers)
-    where = args.address or f"{n_workers} local worker(s), " + (f"GPUs {','.join(gpus)}" if gpus else "CPU")
-    print(f"{len(plan.order)} of {len(graph.order)} stage(s) to run on {where}; logs in {log_dir}", flush=True)
+    try:
+        client, devices = start_client(args, gpus, n_workers)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    if external:
+        where = f"the cluster at {args.address or args.scheduler_file}"
+    else:
+        where = f"{n_workers} local worker(s), " + (f"GPUs {','.join(gpus)}" if gpus else "CPU")
+    print(f"{len(plan.order)} of {len(graph.order)} stage(s) to run on {where}; logs in {args.log_dir}/", flush=True)
     try:
         summary = run_graph(client, plan, repo, log_dir, devices, say=lambda text: print(text, flush=True))
     finally:

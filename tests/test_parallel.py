@@ -61,6 +61,30 @@ def test_critical_path_starts_the_longest_chain_first() -> None:
     assert weighted["a"] == 11.0
 
 
+def test_durations_of_earlier_runs_set_the_priorities(tmp_path: Path) -> None:
+    graph = parse_dag_dot(DOT)
+    assert parallel.load_durations(tmp_path) == {}
+    parallel.save_durations(tmp_path, {"a": 1.0, "d": 50.0})
+    parallel.save_durations(tmp_path, {"b": 2.0})
+    durations = parallel.load_durations(tmp_path)
+    assert durations == {"a": 1.0, "b": 2.0, "d": 50.0}
+    priority = parallel.stage_priorities(graph, durations)
+    assert priority["a"] == 51.0 and priority["c"] == 2.0  # c, never timed, counts as the median (2 s)
+    (tmp_path / parallel.DURATIONS_FILE).write_text("{broken")
+    with pytest.raises(ValueError, match="durations.json"):
+        parallel.load_durations(tmp_path)
+
+
+def test_simulated_schedule_follows_the_runner_policy() -> None:
+    # a -> (b, c, d) in parallel; e independent. Durations: a 1, b 5, c 1, d 1, e 3.
+    graph = parse_dag_dot('"a" -> "b";\n"a" -> "c";\n"a" -> "d";\n"e";\n')
+    cost = {"a": 1.0, "b": 5.0, "c": 1.0, "d": 1.0, "e": 3.0}
+    timed = parallel.stage_priorities(graph, cost)
+    assert parallel.simulate_makespan(graph, cost.__getitem__, 1, timed) == sum(cost.values())
+    assert parallel.simulate_makespan(graph, cost.__getitem__, 2, timed) == 6.0  # a then b | e then c, d
+    assert parallel.simulate_makespan(graph, cost.__getitem__, 10, timed) == 6.0  # the critical path a -> b
+
+
 def test_topological_order_and_cycles() -> None:
     graph = StageGraph(("c", "b", "a"), {"a": frozenset(), "b": frozenset({"a"}), "c": frozenset({"b"})})
     assert graph.topological_order() == ["a", "b", "c"]
@@ -151,6 +175,7 @@ def test_failed_stage_stops_its_descendants_only_and_a_rerun_resumes(tmp_path: P
         "e": {"cmd": WRITE.format(out="e.txt", text="e"), "outs": ["e.txt"]},
     }
     repo = make_toy_repo(tmp_path / "toy", stages)
+    assert runner(repo, "--dry-run", "c").stdout.split() == ["a", "b", "c"]
     first = runner(repo, "--workers", "2")
     assert first.returncode == 1, first.stdout + first.stderr
     assert "FAILED: stage 'b' (exit 255); see logs/b.log" in first.stderr
