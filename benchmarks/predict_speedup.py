@@ -91,14 +91,19 @@ def main() -> None:
     total = sum(work.values())
     critical = max(graph.critical_path(work.__getitem__).values())
     hours = args.hours_per_unit
-    print(f"paper profile: {len(graph.order)} stages; work in DF-GAN steps (256x256, batch 16) "
-          f"and hours at {hours * 3600 * 1e3:.1f} ms per step")
+    print(f"paper profile: {len(graph.order)} stages; work in units of one DF-GAN step (256x256, batch 16), "
+          f"hours at {hours * 3600 * 1e3:.2f} ms per unit")
     for kind, values in sorted(by_kind.items(), key=lambda item: -sum(item[1])):
         if sum(values):
-            print(f"  {kind:<28} {len(values):3d} stages  {sum(values):12,.0f} steps  {100 * sum(values) / total:5.1f} %")
-    print(f"total work:     {total:12,.0f} steps = {total * hours:6.1f} GPU-hours")
-    print(f"critical path:  {critical:12,.0f} steps = {critical * hours:6.1f} h  (bound on the speed-up: "
+            print(f"  {kind:<28} {len(values):3d} stages  {sum(values):12,.0f} units  {100 * sum(values) / total:5.1f} %")
+    print(f"total work:     {total:12,.0f} units = {total * hours:6.2f} GPU-hours")
+    print(f"critical path:  {critical:12,.0f} units = {critical * hours:6.2f} h  (bound on the speed-up: "
           f"{total / critical:.1f}x)")
+    seeds = len(params["seg"]["seeds"])
+    per_seed = {name: cost / seeds if kind.startswith("seg_") else cost for name, (kind, cost) in costs.items()}
+    split = max(graph.critical_path(per_seed.__getitem__).values())
+    print(f"  with each segmentation seed a stage of its own: critical path {split:,.0f} units "
+          f"= {split * hours:.2f} h (bound {total / split:.1f}x)")
     first_run = stage_priorities(graph, {})
     timed = stage_priorities(graph, work)
     print(f"{'GPUs':>5} {'bound h':>8} {'first run h':>12} {'speed-up':>9} {'timed h':>8} {'speed-up':>9}")
@@ -106,8 +111,8 @@ def main() -> None:
         bound = max(critical, total / gpus)
         untimed = simulate_makespan(graph, work.__getitem__, gpus, first_run)
         known = simulate_makespan(graph, work.__getitem__, gpus, timed)
-        print(f"{gpus:>5} {bound * hours:8.1f} {untimed * hours:12.1f} {total / untimed:8.2f}x "
-              f"{known * hours:8.1f} {total / known:8.2f}x")
+        print(f"{gpus:>5} {bound * hours:8.2f} {untimed * hours:12.2f} {total / untimed:8.2f}x "
+              f"{known * hours:8.2f} {total / known:8.2f}x")
     if args.write_durations:
         args.write_durations.parent.mkdir(parents=True, exist_ok=True)
         seconds = {name: round(cost * hours * 3600, 1) for name, cost in work.items()}
