@@ -448,6 +448,8 @@ def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, devices
             if outcome.ran:
                 measured[stage] = round(outcome.seconds, 1)
             line("done", stage, f"{outcome.seconds:.1f} s" + ("" if outcome.ran else ", unchanged"))
+            if summary.interrupted:  # finished during the shutdown: keep it, start nothing new
+                return
             for kid in sorted(kids[stage], key=graph.order.index):
                 waiting_on[kid].discard(stage)
                 if not waiting_on[kid] and kid not in summary.blocked:
@@ -465,13 +467,14 @@ def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, devices
             if not waiting_on[stage]:
                 submit(stage)
         while futures:
+            done = _first_done(list(futures), POLL_S)
             drain_started()
-            drain_started()
-            for future in _first_done(list(futures), POLL_S):
+            for future in done:
                 stage = futures.pop(future)
                 finish(stage, _outcome(future, stage, log_dir))
     except (KeyboardInterrupt, _Interrupted):
         summary.interrupted = True
+        drain_started()
         say(f"interrupted: stopping {len(running)} running stage(s), dropping {len(futures) - len(running)} queued")
         cancel.set()
         queued = [future for future, stage in futures.items() if stage not in running]
