@@ -56,7 +56,7 @@ def start_pinned_workers(repo: Path, groups: Sequence[str], timeout_s: float = 1
         # A file, not a pipe: the worker DVC starts in the background inherits the handle, and a pipe would stay
         # open (and this call blocked) for as long as the worker lives.
         with tempfile.TemporaryFile("w+") as output:
-            started = subprocess.run(dvc_command(repo, "queue", "start", "-j", str(number)), cwd=repo, env=env,
+            started = subprocess.run(dvc_command("queue", "start", "-j", str(number)), cwd=repo, env=env,
                                      text=True, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT)
             output.seek(0)
             if started.returncode != 0:

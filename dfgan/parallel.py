@@ -12,6 +12,8 @@ each holds briefly, instead of failing). This module only decides *when* and *wh
 Each stage's output goes to ``logs/<stage>.log``; a failed stage stops its descendants only, the other branches
 finish, and the exit status is non-zero with the failed stages and their logs named. Ctrl-C (or SIGTERM) interrupts
 the running stages the way a Ctrl-C in ``dvc repro`` would, so no DVC lock is left held, and rerunning resumes.
+Stages with the longest chain of work behind them start first; the chain is counted in seconds once
+``logs/durations.json`` holds the stages' earlier run times (the runner keeps it up to date), in stages before.
 """
 
 from __future__ import annotations
@@ -140,13 +142,13 @@ def merge_graphs(graphs: Iterable[StageGraph]) -> StageGraph:
     return StageGraph(tuple(order), {name: frozenset(ups) for name, ups in parents.items()})
 
 
-def dvc_command(repo: Path, *args: str) -> list[str]:
+def dvc_command(*args: str) -> list[str]:
     """``dvc --wait-for-lock ARGS`` with this interpreter's DVC, so a worker uses the environment it runs in."""
     return [sys.executable, "-m", "dvc", "--wait-for-lock", *args]
 
 
 def run_dvc(repo: Path, *args: str) -> str:
-    result = subprocess.run(dvc_command(repo, *args), cwd=repo, text=True, capture_output=True)
+    result = subprocess.run(dvc_command(*args), cwd=repo, text=True, capture_output=True)
     if result.returncode != 0:
         raise DvcCommandError(
             f"`dvc {' '.join(args)}` failed in {repo} (exit {result.returncode}):\n{result.stderr or result.stdout}"
@@ -347,7 +349,7 @@ def run_stage(stage: str, repo: str, log_dir: str, cancel_name: str, devices: Ma
         return StageOutcome(stage, EXIT_INTERRUPTED, 0.0, worker_name, device, shown_log, cancelled=True, ran=False)
     worker.log_event(EVENT_TOPIC, {"stage": stage, "worker_name": worker_name, "device": device})
     log.parent.mkdir(parents=True, exist_ok=True)
-    command = dvc_command(Path(repo), "repro", "-s", stage)
+    command = dvc_command("repro", "-s", stage)
     started = time.monotonic()
     cancelled = False
     with log.open("wb") as out:
