@@ -166,6 +166,7 @@ def locked_stages(repo: Path) -> set[str]:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_failed_stage_stops_its_descendants_only_and_a_rerun_resumes(tmp_path: Path) -> None:
     stages: dict[str, dict[str, object]] = {
         "a": {"cmd": WRITE.format(out="a.txt", text="a"), "outs": ["a.txt"]},
@@ -195,6 +196,7 @@ def test_failed_stage_stops_its_descendants_only_and_a_rerun_resumes(tmp_path: P
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 def test_ctrl_c_stops_running_stages_cleanly_and_a_rerun_completes(tmp_path: Path) -> None:
     # `slow` records its pid, then waits while the file `hold` exists (at most a minute).
     slow = ("python -c \"import os, pathlib, time; pathlib.Path('slow.pid').write_text(str(os.getpid())); "
