@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -76,3 +77,31 @@ def stages_run(output: str) -> set[str]:
         if line.startswith("Running stage '"):
             ran.add(line.split("'")[1])
     return ran
+
+
+# Fields that measure how long something took: the only parts of the outputs that differ between two runs on CPU.
+TIMING_KEYS = frozenset({"seconds", "steps_per_second"})
+# Outputs that record wall-clock time (dvclive's curves carry a timestamp column), compared through the metrics.
+TIMED_OUTPUT_PREFIXES = ("metrics/", "dvclive/")
+
+
+def _without_timing(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_timing(item) for key, item in value.items() if key not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [_without_timing(item) for item in value]
+    return value
+
+
+def reproducible_results(repo: Path) -> dict[str, Any]:
+    """What two runs of the same pipeline must agree on: the dvc.lock hash of every output except those that record
+    wall-clock time, and the content of every metrics JSON with its timing fields removed."""
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    results: dict[str, Any] = {}
+    for stage in lock["stages"].values():
+        for out in stage.get("outs", []):
+            if not out["path"].startswith(TIMED_OUTPUT_PREFIXES):
+                results[out["path"]] = out["md5"]
+    for path in sorted((repo / "metrics").rglob("*.json")):
+        results[str(path.relative_to(repo))] = _without_timing(json.loads(path.read_text()))
+    return results

@@ -1,0 +1,124 @@
+"""Predicted wall time and speed-up of the paper profile (params_paper.yaml) on P GPUs, from its step counts.
+
+The model, stated plainly:
+- The DAG is the one `dvc dag` reports for params_paper.yaml (read from a temporary copy of the project).
+- A stage's work is its number of optimiser steps times the cost of one step, in units of one DF-GAN step at
+  256x256, batch 16 (= 1). Step costs are ratios of the forward+backward timings measured on a 2-core CPU
+  (shared/README.md: DF-GAN step 6.6 s, pix2pix step 4.1 s, U-Net++ resnet34 at 256 3.7 s per 8 images), assumed to
+  carry over to a GPU. GAN: (n_epochs + n_epochs_decay) x ceil(N / gan.batch_size) steps. U-Net++: seeds x epochs x
+  ceil(training images / seg.batch_size), training images = N - round(val_fraction N) real, plus as many (R + S)
+  or twice as many (R + 2S) synthetic. Forward-only stages (prepare, FID statistics, synthesis, report) count 0:
+  they are well under 1 % of the work.
+- P identical GPUs, one stage per GPU; the runner's policy (dfgan.parallel.simulate_makespan): a stage is submitted
+  when its parents are done and the free GPU takes the ready stage with the longest remaining chain. On a first run
+  the chain is counted in stages (nothing timed yet); once logs/durations.json holds timings, in seconds.
+- Speed-up = total work / predicted wall time. Bounds: wall time >= max(critical path, total work / P).
+
+    python -m benchmarks.predict_speedup                       # P = 1, 2, 4, 8
+    python -m benchmarks.predict_speedup --write-durations logs/durations.json   # seed the runner's priorities
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dfgan.parallel import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
+from tests.pipeline_repo import PROJECT_ROOT, make_pipeline_repo
+
+# One step's cost relative to a DF-GAN step at 256, batch 16 (2-core CPU timings, shared/README.md).
+DFGAN_STEP = 6.6
+PIX2PIX_STEP = 4.1 / DFGAN_STEP
+SEG_STEP_PER_IMAGE = 3.7 / 8 / DFGAN_STEP  # U-Net++ resnet34 at 256: 3.7 s per batch of 8
+
+_MATRIX = re.compile(r"^(?P<kind>[a-z_]+)@(?P<size>\d+)-(?P<rest>.+)$")
+
+
+def stage_cost(name: str, params: dict[str, Any]) -> tuple[str, float]:
+    """(kind, work in DF-GAN-step units) of one stage of the paper DAG."""
+    match = _MATRIX.match(name)
+    if match is None:
+        return name, 0.0
+    kind, size, tokens = match["kind"], int(match["size"]), match["rest"].split("-")
+    if kind == "train_gan":
+        gan = params["gan"]
+        steps = (gan["n_epochs"] + gan["n_epochs_decay"]) * math.ceil(size / gan["batch_size"])
+        return f"train_gan ({tokens[0]})", steps * (1.0 if "dfgan" in tokens else PIX2PIX_STEP)
+    if kind in ("seg_real", "seg_synth"):
+        seg = params["seg"]
+        condition = "real" if kind == "seg_real" else tokens[0]
+        copies = 0 if condition == "real" else (2 if condition.endswith("2x") else 1)
+        real_train = size - max(1, round(seg["val_fraction"] * size))
+        images = real_train * (1 + copies)
+        # One stage per seed if the seeds are matrix items (an integer among the name's tokens), else all seeds.
+        seeds = 1 if any(token.isdigit() for token in tokens) else len(seg["seeds"])
+        steps = seeds * seg["epochs"] * math.ceil(images / seg["batch_size"])
+        return f"{kind} ({condition})", steps * seg["batch_size"] * SEG_STEP_PER_IMAGE
+    return kind, 0.0
+
+
+def paper_graph() -> tuple[StageGraph, dict[str, Any]]:
+    params = yaml.safe_load((PROJECT_ROOT / "params_paper.yaml").read_text())
+    with tempfile.TemporaryDirectory(prefix="paper-dag-") as tmp:
+        repo = make_pipeline_repo(Path(tmp) / "repo")
+        (repo / "params.yaml").write_text((PROJECT_ROOT / "params_paper.yaml").read_text())
+        return read_stage_graph(repo), params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gpus", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--hours-per-unit", type=float, default=9 / 60 / 250_000,
+                        help="hours of one DF-GAN step on one GPU (default: the H100 compute floor, 9 minutes for "
+                             "the 250,000 steps of a size-2000 model; real runs take longer, the ratios hold)")
+    parser.add_argument("--write-durations", type=Path, default=None,
+                        help="write the modelled durations (seconds) where the runner reads them")
+    args = parser.parse_args()
+    graph, params = paper_graph()
+    costs = {name: stage_cost(name, params) for name in graph.order}
+    work = {name: cost for name, (_, cost) in costs.items()}
+    by_kind: dict[str, list[float]] = defaultdict(list)
+    for kind, cost in costs.values():
+        by_kind[kind].append(cost)
+    total = sum(work.values())
+    critical = max(graph.critical_path(work.__getitem__).values())
+    hours = args.hours_per_unit
+    print(f"paper profile: {len(graph.order)} stages; work in units of one DF-GAN step (256x256, batch 16), "
+          f"hours at {hours * 3600 * 1e3:.2f} ms per unit")
+    for kind, values in sorted(by_kind.items(), key=lambda item: -sum(item[1])):
+        if sum(values):
+            print(f"  {kind:<28} {len(values):3d} stages  {sum(values):12,.0f} units  {100 * sum(values) / total:5.1f} %")
+    print(f"total work:     {total:12,.0f} units = {total * hours:6.2f} GPU-hours")
+    print(f"critical path:  {critical:12,.0f} units = {critical * hours:6.2f} h  (bound on the speed-up: "
+          f"{total / critical:.1f}x)")
+    seeds = len(params["seg"]["seeds"])
+    per_seed = {name: cost / seeds if kind.startswith("seg_") else cost for name, (kind, cost) in costs.items()}
+    split = max(graph.critical_path(per_seed.__getitem__).values())
+    print(f"  with each segmentation seed a stage of its own: critical path {split:,.0f} units "
+          f"= {split * hours:.2f} h (bound {total / split:.1f}x)")
+    first_run = stage_priorities(graph, {})
+    timed = stage_priorities(graph, work)
+    print(f"{'GPUs':>5} {'bound h':>8} {'first run h':>12} {'speed-up':>9} {'timed h':>8} {'speed-up':>9}")
+    for gpus in args.gpus:
+        bound = max(critical, total / gpus)
+        untimed = simulate_makespan(graph, work.__getitem__, gpus, first_run)
+        known = simulate_makespan(graph, work.__getitem__, gpus, timed)
+        print(f"{gpus:>5} {bound * hours:8.2f} {untimed * hours:12.2f} {total / untimed:8.2f}x "
+              f"{known * hours:8.2f} {total / known:8.2f}x")
+    if args.write_durations:
+        args.write_durations.parent.mkdir(parents=True, exist_ok=True)
+        seconds = {name: round(cost * hours * 3600, 1) for name, cost in work.items()}
+        args.write_durations.write_text(json.dumps(seconds, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {args.write_durations}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The real pipeline on tiny params: the parallel runner gives exactly the results of a sequential `dvc repro`."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dfgan.parallel import EXIT_INTERRUPTED
+from tests.pipeline_repo import make_pipeline_repo, reproducible_results, run, stages_run
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+def locked_stages(repo: Path) -> set[str]:
+    return set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
+
+
+def differences(got: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """The keys whose values differ (or that only one side has), for a readable failure."""
+    return sorted(key for key in got.keys() | expected.keys() if got.get(key) != expected.get(key))
+
+
+def runner(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run([sys.executable, "-m", "dfgan.parallel", "--workers", "2", *args], repo, check=False)
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], dict[str, Any]]:
+    repo = make_pipeline_repo(tmp_path_factory.mktemp("sequential") / "repo")
+    run(["dvc", "repro"], repo)
+    return locked_stages(repo), reproducible_results(repo)
+
+
+def test_runner_matches_sequential_repro_and_then_has_nothing_to_do(
+    tmp_path: Path, sequential: tuple[set[str], dict[str, Any]]
+) -> None:
+    stages, expected = sequential
+    repo = make_pipeline_repo(tmp_path / "repo")
+    first = runner(repo)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "on worker 0, CPU" in first.stdout and "on worker 1, CPU" in first.stdout  # both workers used
+    assert locked_stages(repo) == stages
+    assert differences(reproducible_results(repo), expected) == []
+    assert (repo / "logs/train_gan@4-dfgan.log").read_text().count("Running stage 'train_gan@4-dfgan'") == 1
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], repo).stdout
+    again = runner(repo)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+    assert stages_run(run(["dvc", "repro"], repo).stdout) == set()
+
+
+def test_runner_interrupted_mid_way_then_rerun_gives_the_same_results(
+    tmp_path: Path, sequential: tuple[set[str], dict[str, Any]]
+) -> None:
+    _, expected = sequential
+    repo = make_pipeline_repo(tmp_path / "repo")
+    target = "synthesize@4-dfgan"  # its ancestors include the GAN, which resumes from its checkpoint
+    proc = subprocess.Popen([sys.executable, "-m", "dfgan.parallel", "--workers", "2", target], cwd=repo,
+                            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "running  train_gan@4-dfgan" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest, _ = proc.communicate(timeout=120)
+    output = "".join(seen) + rest
+    assert proc.returncode == EXIT_INTERRUPTED, output
+    assert "stopped  train_gan@4-dfgan" in output
+
+    resumed = runner(repo, target)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "running  train_gan@4-dfgan" in resumed.stdout and "prepare" not in resumed.stdout  # cached
+    assert locked_stages(repo) == {"phantom", "prepare", "fid_stats_train@4", "fid_stats_test", "train_gan@4-dfgan",
+                                   target}
+    results = reproducible_results(repo)
+    reference = {key: expected.get(key) for key in results}  # the partial run's outputs, from the full one
+    gan = "metrics/gan/4_dfgan.json"
+    assert results[gan].pop("resumed_after_epoch") in (0, 1)  # 1 if stopped after the epoch-1 checkpoint
+    reference[gan] = {key: value for key, value in reference[gan].items() if key != "resumed_after_epoch"}
+    assert differences(results, reference) == []
