@@ -5,9 +5,10 @@ The model, stated plainly:
 - A stage's work is its number of optimiser steps times the cost of one step, in units of one DF-GAN step at
   256x256, batch 16 (= 1). Step costs are ratios of the forward+backward timings measured on a 2-core CPU
   (shared/README.md: DF-GAN step 6.6 s, pix2pix step 4.1 s, U-Net++ resnet34 at 256 3.7 s per 8 images), assumed to
-  carry over to a GPU. GAN: (n_epochs + n_epochs_decay) x ceil(N / gan.batch_size) steps. U-Net++: seeds x epochs x
-  ceil(training images / seg.batch_size), training images = N - round(val_fraction N) real, plus as many (R + S)
-  or twice as many (R + 2S) synthetic. Forward-only stages (prepare, FID statistics, synthesis, report) count 0:
+  carry over to a GPU. GAN: (n_epochs + n_epochs_decay) x ceil(N_train / gan.batch_size) steps, N_train = N less
+  its validation images. U-Net++: seeds x rounds x steps per round, the same for every condition under
+  seg.schedule: steps (ceil(budget_factor x N_train / batch_size)); one pass over R, R x2, R + S or R + 2S under
+  epochs. Forward-only stages (prepare, FID statistics, synthesis, report) count 0:
   they are well under 1 % of the work.
 - P identical GPUs, one stage per GPU; the runner's policy (dfgan.parallel.simulate_makespan): a stage is submitted
   when its parents are done and the free GPU takes the ready stage with the longest remaining chain. On a first run
@@ -32,6 +33,8 @@ from typing import Any
 import yaml
 
 from dfgan.parallel import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
+from dfgan.segmentation import make_schedule, parse_condition
+from dfgan.splits import validation_count
 from tests.pipeline_repo import PROJECT_ROOT, make_pipeline_repo
 
 # One step's cost relative to a DF-GAN step at 256, batch 16 (2-core CPU timings, shared/README.md).
@@ -39,7 +42,7 @@ DFGAN_STEP = 6.6
 PIX2PIX_STEP = 4.1 / DFGAN_STEP
 SEG_STEP_PER_IMAGE = 3.7 / 8 / DFGAN_STEP  # U-Net++ resnet34 at 256: 3.7 s per batch of 8
 
-_MATRIX = re.compile(r"^(?P<kind>[a-z_]+)@(?P<size>\d+)-(?P<rest>.+)$")
+_MATRIX = re.compile(r"^(?P<kind>[a-z][a-z0-9_]*)@(?P<size>\d+)-(?P<rest>.+)$")
 
 
 def stage_cost(name: str, params: dict[str, Any]) -> tuple[str, float]:
@@ -48,19 +51,18 @@ def stage_cost(name: str, params: dict[str, Any]) -> tuple[str, float]:
     if match is None:
         return name, 0.0
     kind, size, tokens = match["kind"], int(match["size"]), match["rest"].split("-")
-    if kind == "train_gan":
+    n_train = size - validation_count(size, float(params["data"]["val_fraction"]))
+    if kind == "train_gan":  # train_gan@<size>-<variant>-<seed>
         gan = params["gan"]
-        steps = (gan["n_epochs"] + gan["n_epochs_decay"]) * math.ceil(size / gan["batch_size"])
-        return f"train_gan ({tokens[0]})", steps * (1.0 if "dfgan" in tokens else PIX2PIX_STEP)
-    if kind in ("seg_real", "seg_synth"):
+        steps = (gan["n_epochs"] + gan["n_epochs_decay"]) * math.ceil(n_train / gan["batch_size"])
+        return f"train_gan ({tokens[0]})", steps * (1.0 if tokens[0] == "dfgan" else PIX2PIX_STEP)
+    if kind in ("seg_real", "seg_synth", "seg_synth2x"):  # seg_real@<size>-<condition>-<aug>, seg_synth*@<size>-<variant>-<aug>
         seg = params["seg"]
-        condition = "real" if kind == "seg_real" else tokens[0]
-        copies = 0 if condition == "real" else (2 if condition.endswith("2x") else 1)
-        real_train = size - max(1, round(seg["val_fraction"] * size))
-        images = real_train * (1 + copies)
-        # One stage per seed if the seeds are matrix items (an integer among the name's tokens), else all seeds.
-        seeds = 1 if any(token.isdigit() for token in tokens) else len(seg["seeds"])
-        steps = seeds * seg["epochs"] * math.ceil(images / seg["batch_size"])
+        condition = tokens[0] + ("2x" if kind == "seg_synth2x" else "")
+        parsed = parse_condition(condition)
+        schedule = make_schedule(seg, n_train)
+        per_round = schedule.steps_per_round or math.ceil(n_train * (parsed.real_copies + parsed.copies) / seg["batch_size"])
+        steps = len(seg["seeds"]) * schedule.rounds * per_round
         return f"{kind} ({condition})", steps * seg["batch_size"] * SEG_STEP_PER_IMAGE
     return kind, 0.0
 
