@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -56,17 +56,28 @@ def per_image_file(seg_data_dir: str | Path, size: int, condition: str, aug: str
     return Path(seg_data_dir) / str(size) / run_label(condition, aug) / "per_image.csv"
 
 
-def load_per_image_dice(seg_data_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]) -> dict[RunKey, pd.DataFrame]:
-    """Per-image Dice of every expected run as a (seed x test row) table; names each missing file."""
+def expected_files(
+    path_of: Callable[[str | Path, int, str, str], Path], root: str | Path, sizes: Sequence[int],
+    conditions: Sequence[str], what: str,
+) -> dict[RunKey, Path]:
+    """The file of every run the params imply (``path_of(root, size, condition, aug)``); names each missing one."""
     expected = {
-        (int(size), condition, aug): per_image_file(seg_data_dir, size, condition, aug)
+        (int(size), condition, aug): path_of(root, size, condition, aug)
         for size in sizes
         for condition in all_conditions(conditions)
         for aug in AUGS
     }
     missing = [str(path) for path in expected.values() if not path.is_file()]
     if missing:
-        raise FileNotFoundError(f"per-image Dice missing (run the seg stages first): {', '.join(missing)}")
+        raise FileNotFoundError(f"{what} missing (run the seg stages first): {', '.join(missing)}")
+    return expected
+
+
+def load_per_image_dice(
+    seg_data_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]
+) -> dict[RunKey, pd.DataFrame]:
+    """Per-image Dice of every expected run as a (seed x test row) table."""
+    expected = expected_files(per_image_file, seg_data_dir, sizes, conditions, "per-image Dice")
     return {key: pd.read_csv(path).pivot(index="seed", columns="row", values="dice") for key, path in expected.items()}
 
 
@@ -86,16 +97,8 @@ def paired_dice(
 def load_seg_metrics(
     seg_metrics_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]
 ) -> dict[RunKey, dict]:
-    """Every expected metrics JSON; raises FileNotFoundError naming each missing one."""
-    expected = {
-        (int(size), condition, aug): metrics_file(seg_metrics_dir, size, condition, aug)
-        for size in sizes
-        for condition in all_conditions(conditions)
-        for aug in AUGS
-    }
-    missing = [str(path) for path in expected.values() if not path.is_file()]
-    if missing:
-        raise FileNotFoundError(f"segmentation metrics missing (run the seg stages first): {', '.join(missing)}")
+    """Every expected metrics JSON."""
+    expected = expected_files(metrics_file, seg_metrics_dir, sizes, conditions, "segmentation metrics")
     return {key: json.loads(path.read_text()) for key, path in expected.items()}
 
 
@@ -469,12 +472,12 @@ def plot_samples(
 
 # Every file build_report writes and what a reader finds in it (printed after a run: a newcomer knows where to look).
 REPORT_FILES: dict[str, str] = {
-    "table1.md": "Table 1: Dice of R and R + S (Pix2Pix, DF-GAN) per size, beside the paper's",
-    "table2.md": "Table 2: Dice of R, R + S and R + 2S (DF-GAN)",
+    "table1.md": "Table 1: Dice of R, R x2, R + S (Pix2Pix, DF-GAN) per size, paired differences, the paper's",
+    "table2.md": "Table 2: Dice of R, R + S and R + 2S (DF-GAN), paired differences to R",
     "fig3_samples.png": "Figure 3: real, Pix2Pix and DF-GAN images around the same lesions",
     "fig4_improvement.png": "Figure 4: relative Dice improvement over R vs size, with the paper's",
     "dice_vs_size.png": "Dice vs training size for every condition",
-    "summary.json": "headline numbers (dvc metrics show)",
+    "summary.json": "headline numbers and paired differences with 95% intervals (dvc metrics show)",
     "table1.json": "Table 1 as data",
     "table2.json": "Table 2 as data",
     "improvement.csv": "Figure 4 as data",
@@ -482,7 +485,7 @@ REPORT_FILES: dict[str, str] = {
 }
 OTHER_RESULTS = (
     ("metrics/", "what every stage measured (FID, KID, Dice per run): dvc metrics show"),
-    ("data/synthetic/<size>/<variant>/preview.png", "synthetic images of each GAN"),
+    ("data/synthetic/<size>/<variant>/s<seed>/preview.png", "synthetic images of each GAN"),
     ("dvclive/", "training curves of every GAN and U-Net++: dvc plots show"),
 )
 
