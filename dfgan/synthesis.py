@@ -175,7 +175,7 @@ def synthesize(
                  int(synth["preview_count"]))
 
     # Distribution metrics against the cached real features (same extractor, same preprocessing).
-    extractor = extractor if extractor is not None else load_inception(device)
+    extractor = extractor if extractor is not None else load_inception(device, fid_params["inception_path"])
     batch = int(fid_params["batch_size"])
     features = compute_features(synthetic, extractor, batch, device, desc="synthetic")
     flipped_features = compute_features(flipped_synthetic, extractor, batch, device, desc="flipped")

@@ -35,6 +35,7 @@ def main() -> None:
         resolve_device(params["fid"]["device"]),
         include_test=args.split in ("all", "test"),
         include_flips=bool(params["gan"]["jitter_flip"]),  # the GAN's targets include mirror images then
+        inception_path=params["fid"]["inception_path"],
     )
     print(json.dumps(summary))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 
+from dfgan.acceleration import runtime_deterministic
 from dfgan.config import load_params, require_listed, section
 from dfgan.errors import run_stage
 from dfgan.segmentation import require_condition, run_condition, run_label, uses_synthetic
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
         metrics_path=f"metrics/seg/{args.size}/{label}.json",
         per_image_path=f"data/seg/{args.size}/{label}/per_image.csv",
         live_dir=f"dvclive/seg/{args.size}/{label}",
+        deterministic=runtime_deterministic(params),
     )
     dice = f"{metrics['dice_mean']:.4f} ± {metrics['dice_sem']:.4f}"
     print(f"{args.size} {label}: Dice {dice} over {len(metrics['seeds'])} seeds ({metrics['seconds']:.0f} s)")

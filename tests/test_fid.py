@@ -144,7 +144,7 @@ def test_inception_is_frozen_differentiable_and_always_in_eval_mode() -> None:
 
 def test_inception_repeats_bit_for_bit_from_a_cold_start() -> None:
     # A resumed run starts with a freshly loaded graph: its first calls must equal the warm calls exactly.
-    extractor = inception.InceptionFeatures(inception._load_scripted("cpu"))
+    extractor = inception.InceptionFeatures(inception._load_scripted("cpu", None))
     images = torch.rand(2, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     results = []
     for _ in range(3):

@@ -47,7 +47,7 @@ def test_runner_matches_sequential_repro_and_then_has_nothing_to_do(
     assert "on worker 0, CPU" in first.stdout and "on worker 1, CPU" in first.stdout  # both workers used
     assert locked_stages(repo) == stages
     assert differences(reproducible_results(repo), expected) == []
-    assert (repo / "logs/train_gan@4-dfgan.log").read_text().count("Running stage 'train_gan@4-dfgan'") == 1
+    assert (repo / "logs/train_gan@4-dfgan-0.log").read_text().count("Running stage 'train_gan@4-dfgan-0'") == 1
     assert "Data and pipelines are up to date." in run(["dvc", "status"], repo).stdout
     again = runner(repo)
     assert again.returncode == 0 and "nothing to do" in again.stdout
@@ -59,29 +59,29 @@ def test_runner_interrupted_mid_way_then_rerun_gives_the_same_results(
 ) -> None:
     _, expected = sequential
     repo = make_pipeline_repo(tmp_path / "repo")
-    target = "synthesize@4-dfgan"  # its ancestors include the GAN, which resumes from its checkpoint
+    target = "synthesize@4-dfgan-0"  # its ancestors include the GAN, which resumes from its checkpoint
     proc = subprocess.Popen([sys.executable, "-m", "dfgan.parallel", "--workers", "2", target], cwd=repo,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     seen = []
     for line in proc.stdout:
         seen.append(line)
-        if "running  train_gan@4-dfgan" in line:
+        if "running  train_gan@4-dfgan-0" in line:
             proc.send_signal(signal.SIGINT)
             break
     rest, _ = proc.communicate(timeout=120)
     output = "".join(seen) + rest
     assert proc.returncode == EXIT_INTERRUPTED, output
-    assert "stopped  train_gan@4-dfgan" in output
+    assert "stopped  train_gan@4-dfgan-0" in output
 
     resumed = runner(repo, target)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "running  train_gan@4-dfgan" in resumed.stdout and "prepare" not in resumed.stdout  # cached
-    assert locked_stages(repo) == {"phantom", "prepare", "fid_stats_train@4", "fid_stats_test", "train_gan@4-dfgan",
-                                   target}
+    assert "running  train_gan@4-dfgan-0" in resumed.stdout and "prepare" not in resumed.stdout  # cached
+    assert locked_stages(repo) == {"phantom@default", "prepare", "fid_stats_train@4", "fid_stats_test",
+                                   "train_gan@4-dfgan-0", target}
     results = reproducible_results(repo)
     reference = {key: expected.get(key) for key in results}  # the partial run's outputs, from the full one
-    gan = "metrics/gan/4_dfgan.json"
+    gan = "metrics/gan/4_dfgan_s0.json"
     assert results[gan].pop("resumed_after_epoch") in (0, 1)  # 1 if stopped after the epoch-1 checkpoint
     reference[gan] = {key: value for key, value in reference[gan].items() if key != "resumed_after_epoch"}
     assert differences(results, reference) == []

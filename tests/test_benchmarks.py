@@ -1,0 +1,57 @@
+"""The benchmark commands the README shows run as written from the repository root; the profile's step counts."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dfgan.config import load_params
+from dfgan.throughput import planned_work
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMAND = re.compile(r"python3? (-m benchmarks\.\w+|benchmarks/\w+\.py)")
+
+
+def readme_benchmark_commands() -> list[str]:
+    return sorted(set(COMMAND.findall((ROOT / "README.md").read_text())))
+
+
+def test_the_readme_shows_every_benchmark() -> None:
+    shown = {c.replace("-m benchmarks.", "") for c in readme_benchmark_commands()}
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")}
+    assert scripts <= shown, f"benchmarks the README does not show: {sorted(scripts - shown)}"
+
+
+@pytest.mark.slow  # one interpreter start (torch import) per benchmark
+@pytest.mark.parametrize("command", readme_benchmark_commands())
+def test_readme_benchmark_command_runs_from_the_root(command: str) -> None:
+    result = subprocess.run(
+        [sys.executable, *command.split(), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "usage:" in result.stdout
+
+
+def test_gpu_check_script_is_valid_bash() -> None:
+    subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu_check.sh")], check=True)
+
+
+def test_planned_work_counts_the_demo_profile_by_hand() -> None:
+    work = {w.stage: w for w in planned_work(load_params(ROOT / "params.yaml"))}
+    # sizes 12 and 24, val_fraction 0.2 -> 10 and 19 training images; batch 8 -> 2 + 3 steps per epoch; 12 epochs.
+    assert work["train_gan (pix2pix)"].units == work["train_gan (dfgan)"].units == 12 * (2 + 3)
+    assert work["train_gan (dfgan)"].runs == 2
+    assert work["synthesize"].units == 2 * (2 + 3) * 2  # plain + flipped, both variants
+    # U-Net++: 10 rounds of ceil(2.0 x N_train / 4) steps: 5 (size 12) and 10 (size 24), for 5 conditions, 2 augs,
+    # 3 seeds.
+    assert work["seg (all conditions)"].units == 10 * (5 + 10) * 5 * 2 * 3
+
+
+def test_planned_work_of_the_paper_profile() -> None:
+    work = {w.stage: w for w in planned_work(load_params(ROOT / "params_paper.yaml"))}
+    assert work["train_gan (dfgan)"].runs == 6 * 3  # sizes x GAN seeds
+    assert work["train_gan (dfgan)"].units > 1_000_000  # about 392,000 steps per GAN seed
