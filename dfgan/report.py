@@ -25,7 +25,7 @@ from dfgan.imaging import outline, save_grid
 from dfgan.metrics import paired_difference
 from dfgan.paper_results import PAPER_LABEL, PaperDice
 from dfgan.prepared import load_prepared
-from dfgan.segmentation import REAL, REAL_REPEATED, parse_condition, run_label, uses_synthetic
+from dfgan.segmentation import FLIPPED_SUFFIX, REAL, REAL_REPEATED, parse_condition, run_label, uses_synthetic
 from dfgan.synthetic_data import load_synthetic
 
 AUGS = ("none", "classic")
@@ -130,16 +130,16 @@ def paired_deltas(
     """Every condition against R, and DF-GAN against Pix2Pix (same copies), at every size and augmentation."""
     versus_real: Deltas = {}
     dfgan_vs_pix2pix: Deltas = {}
-    present = set(all_conditions(conditions))
+    trained = all_conditions(conditions)
     for size in sizes:
         for aug in AUGS:
-            for condition in all_conditions(conditions)[1:]:
+            for condition in trained[1:]:
                 versus_real[(size, condition, aug)] = paired_dice(
                     per_image, (size, condition, aug), (size, REAL, aug), bootstrap
                 )
-            for suffix in ("", "2x"):
+            for suffix in ("", FLIPPED_SUFFIX):
                 dfgan, pix2pix = f"dfgan{suffix}", f"pix2pix{suffix}"
-                if {dfgan, pix2pix} <= present:
+                if {dfgan, pix2pix} <= set(trained):
                     dfgan_vs_pix2pix[(size, dfgan, aug)] = paired_dice(
                         per_image, (size, dfgan, aug), (size, pix2pix, aug), bootstrap
                     )
