@@ -3,9 +3,12 @@
     python -m benchmarks.bench_gan_step [--sizes 64 128 256] [--batch 16] [--settings fp32 bf16 compiled]
 
 Networks and losses come from the params file (gan section); the image size, batch, precision and compile mode are
-set per row. Settings: ``fp32``; ``bf16`` (autocast, CUDA only); ``compiled`` (torch.compile ``default``, fp32 on a
-CPU, bf16 on CUDA). The DF-GAN step includes the TF-Inception forward/backward at 299x299 and the FID term.
-Prints seconds per step, steps/s, images/s and the DF-GAN / Pix2Pix step-time ratio of each row.
+set per row. Settings: ``fp32``; ``bf16`` (autocast, CUDA only; the FID loss's Inception stays fp32);
+``bf16-inception`` (bf16, and the Inception too: ``gan.inception_bf16``); ``compiled`` (torch.compile ``default`` of
+G and D, bf16 on CUDA, fp32 on a CPU); ``cudagraphs`` (torch.compile ``reduce-overhead``: G and D replayed as CUDA
+graphs, bf16; CUDA only). The DF-GAN step includes the TF-Inception forward/backward at 299x299 and the FID term.
+Prints seconds per step, steps/s, images/s and the DF-GAN / Pix2Pix step-time ratio of each row; a setting that
+fails prints its error and the others go on.
 """
 
 from __future__ import annotations
@@ -20,7 +23,15 @@ from dfgan.inception import load_inception
 from dfgan.runtime import resolve_device
 from dfgan.throughput import device_name, gan_params_for, random_fid_term, time_gan_step
 
-SETTINGS = {"fp32": ("fp32", "off"), "bf16": ("bf16", "off"), "compiled": ("bf16", "default")}
+# setting -> (precision, compile mode, Inception in bf16)
+SETTINGS = {
+    "fp32": ("fp32", "off", False),
+    "bf16": ("bf16", "off", False),
+    "bf16-inception": ("bf16", "off", True),
+    "compiled": ("bf16", "default", False),
+    "cudagraphs": ("bf16", "reduce-overhead", False),
+}
+CUDA_ONLY = {"bf16", "bf16-inception", "cudagraphs"}
 LARGE = 256  # sizes from here on use --repeats-large (seconds per step on a CPU)
 
 
@@ -29,7 +40,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=["fp32", "bf16", "compiled"])
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=["fp32", "bf16", "compiled"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--repeats-large", type=int, default=1, help=f"repeats for sizes >= {LARGE}")
     parser.add_argument("--device", default=None, help="default: gan.device from the params")
@@ -40,23 +51,28 @@ def main() -> None:
     device = resolve_device(args.device or params["gan"]["device"])
     fid_term = random_fid_term(load_inception(device, params["fid"]["inception_path"]), device)
     print(f"device: {device_name(device)}; batch {args.batch}; ngf {params['gan']['ngf']}")
-    print(f"{'setting':<9} {'size':>5} {'variant':<8} {'s/step':>8} {'steps/s':>8} {'images/s':>9} {'dfgan/pix2pix':>14}")
+    print(f"{'setting':<14} {'size':>5} {'variant':<8} {'s/step':>8} {'steps/s':>8} {'images/s':>9} {'dfgan/pix2pix':>14}")
     for size in args.sizes:
         repeats = args.repeats_large if size >= LARGE else args.repeats
         for setting in args.settings:
-            precision, compile_mode = SETTINGS[setting]
-            if precision == "bf16" and device.type != "cuda" and compile_mode == "off":
-                print(f"{setting:<9} {size:>5} (autocast is CUDA-only here: same as fp32 on this device)")
+            precision, compile_mode, inception_bf16 = SETTINGS[setting]
+            if setting in CUDA_ONLY and device.type != "cuda":
+                print(f"{setting:<14} {size:>5} (CUDA-only: autocast and CUDA graphs need a GPU)")
                 continue
             if device.type != "cuda":
                 precision = "fp32"
-            run_params = gan_params_for(params, size, args.batch, precision, compile_mode)
+            run_params = gan_params_for(params, size, args.batch, precision, compile_mode, inception_bf16)
             seconds = {}
             for variant in ("pix2pix", "dfgan"):
-                seconds[variant] = time_gan_step(run_params, variant, device, fid_term, repeats)
-                ratio = f"{seconds['dfgan'] / seconds['pix2pix']:.2f}" if variant == "dfgan" else ""
+                try:
+                    seconds[variant] = time_gan_step(run_params, variant, device, fid_term, repeats)
+                except Exception as error:  # one setting failing (a compiler error, say) must not lose the others
+                    print(f"{setting:<14} {size:>5} {variant:<8} failed: {type(error).__name__}: "
+                          f"{str(error).splitlines()[0] if str(error) else ''}", flush=True)
+                    continue
+                ratio = f"{seconds['dfgan'] / seconds['pix2pix']:.2f}" if len(seconds) == 2 else ""
                 s = seconds[variant]
-                print(f"{setting:<9} {size:>5} {variant:<8} {s:>8.3f} {1 / s:>8.2f} {args.batch / s:>9.1f} {ratio:>14}",
+                print(f"{setting:<14} {size:>5} {variant:<8} {s:>8.3f} {1 / s:>8.2f} {args.batch / s:>9.1f} {ratio:>14}",
                       flush=True)
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")

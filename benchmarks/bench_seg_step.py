@@ -4,7 +4,8 @@
 
 The model (encoder, decoder widths, batch size) comes from the params file's seg section, built as training builds
 it (channels_last on CUDA). Settings: ``fp32``; ``bf16`` (autocast, CUDA only); ``compiled`` (torch.compile
-``default``). Prints seconds per step, steps/s and images/s.
+``default``, fp32); ``compiled-bf16``; ``cudagraphs`` (torch.compile ``reduce-overhead``, bf16, CUDA only). Prints
+seconds per step, steps/s and images/s; a setting that fails prints its error and the others go on.
 """
 
 from __future__ import annotations
@@ -19,14 +20,20 @@ from dfgan.config import load_params
 from dfgan.runtime import resolve_device
 from dfgan.throughput import device_name, time_seg_step
 
-SETTINGS = {"fp32": ("fp32", "off"), "bf16": ("bf16", "off"), "compiled": ("fp32", "default")}
+SETTINGS = {
+    "fp32": ("fp32", "off"),
+    "bf16": ("bf16", "off"),
+    "compiled": ("fp32", "default"),
+    "compiled-bf16": ("bf16", "default"),
+    "cudagraphs": ("bf16", "reduce-overhead"),
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256])
-    parser.add_argument("--settings", nargs="+", choices=sorted(SETTINGS), default=["fp32", "bf16", "compiled"])
+    parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=["fp32", "bf16", "compiled"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default=None, help="default: seg.device from the params")
     args = parser.parse_args()
@@ -38,15 +45,20 @@ def main() -> None:
     device = resolve_device(args.device or seg["device"])
     batch = int(seg["batch_size"])
     print(f"device: {device_name(device)}; U-Net++ {seg['encoder']}, batch {batch}")
-    print(f"{'setting':<9} {'size':>5} {'s/step':>8} {'steps/s':>8} {'images/s':>9}")
+    print(f"{'setting':<13} {'size':>5} {'s/step':>8} {'steps/s':>8} {'images/s':>9}")
     for size in args.sizes:
         for setting in args.settings:
             precision, compile_mode = SETTINGS[setting]
             if precision == "bf16" and device.type != "cuda":
-                print(f"{setting:<9} {size:>5} (autocast is CUDA-only here: same as fp32 on this device)")
+                print(f"{setting:<13} {size:>5} (CUDA-only: autocast and CUDA graphs need a GPU)")
                 continue
-            seconds = time_seg_step({**seg, "compile": compile_mode}, size, device, args.repeats, precision)
-            print(f"{setting:<9} {size:>5} {seconds:>8.3f} {1 / seconds:>8.2f} {batch / seconds:>9.1f}", flush=True)
+            try:
+                seconds = time_seg_step({**seg, "compile": compile_mode}, size, device, args.repeats, precision)
+            except Exception as error:  # one setting failing (a compiler error, say) must not lose the others
+                print(f"{setting:<13} {size:>5} failed: {type(error).__name__}: "
+                      f"{str(error).splitlines()[0] if str(error) else ''}", flush=True)
+                continue
+            print(f"{setting:<13} {size:>5} {seconds:>8.3f} {1 / seconds:>8.2f} {batch / seconds:>9.1f}", flush=True)
     if device.type == "cuda":
         print(f"peak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
 

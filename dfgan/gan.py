@@ -46,6 +46,7 @@ from dfgan.networks import GANLoss, build_discriminator, build_generator, set_re
 from dfgan.params_schema import FID_MODES, VARIANTS
 from dfgan.prepared import ImageSet, load_prepared
 from dfgan.runtime import progress_disabled, resolve_device, seed_everything
+from dfgan.training_log import TrainingLog, open_live
 
 GENERATOR_FILE = "generator.pt"
 GENERATOR_SPEC_FILE = "generator.json"
@@ -87,7 +88,8 @@ class GanSettings:
     eval_train_mode: bool
     amp: bool
     amp_dtype: str
-    compile: str  # off | default | max-autotune
+    inception_bf16: bool  # the FID loss's Inception under bf16 autocast (CUDA with amp only); fp32 otherwise
+    compile: str  # off | default | reduce-overhead | max-autotune
     device: str
     seed: int
     sample_count: int
@@ -302,17 +304,26 @@ def autocast_context(s: GanSettings, device: torch.device) -> Callable[[], conte
 
 
 class FidTerm:
-    """The FID loss of a generated batch: Inception features -> Fréchet distance to the real training statistics."""
+    """The FID loss of a generated batch: Inception features -> Fréchet distance to the real training statistics.
 
-    def __init__(self, extractor: nn.Module, fid_loss: FIDLoss) -> None:
+    ``bf16_features``: the Inception forward (and backward) under bfloat16 autocast; the features come back in
+    float32 and the Fréchet distance is computed as always (float64 eigenproblem)."""
+
+    def __init__(self, extractor: nn.Module, fid_loss: FIDLoss, bf16_features: bool = False) -> None:
         self.extractor = extractor
         self.fid_loss = fid_loss
+        self.options = {"bf16": True} if bf16_features else {}
 
     def __call__(self, fake: torch.Tensor, differentiable: bool) -> torch.Tensor:
         if differentiable:
-            return self.fid_loss(self.extractor(fake))
+            return self.fid_loss(self.extractor(fake, **self.options))
         with torch.no_grad():
-            return self.fid_loss(self.extractor(fake.detach()))
+            return self.fid_loss(self.extractor(fake.detach(), **self.options))
+
+
+def fid_term_for(s: GanSettings, extractor: nn.Module, fid_loss: FIDLoss, device: torch.device) -> FidTerm:
+    """The FID term a run uses: Inception in bf16 only when asked for and mixed precision is on (CUDA)."""
+    return FidTerm(extractor, fid_loss, bf16_features=s.inception_bf16 and autocast_dtype(s, device) is not None)
 
 
 def train_step(
@@ -494,7 +505,7 @@ def run_paths(size: int, variant: str, seed: int) -> dict[str, Path]:
     }
 
 
-def _log_epoch(live: Any, epoch: int, record: dict[str, float]) -> None:
+def _log_epoch(live: TrainingLog, epoch: int, record: dict[str, float]) -> None:
     live.step = epoch
     for name, value in record.items():
         live.log_metric(name, value)
@@ -526,7 +537,6 @@ def train_gan(
     Returns the metrics written to ``metrics_path`` (or, when stopped early, {"stopped_after_epoch": k}). Once the
     outputs are written the checkpoint is deleted, unless ``gan.keep_checkpoint`` (it is not part of the fingerprint).
     """
-    from dvclive import Live  # imported here: it pulls in DVC, which the rest of the library does not need
 
     s = GanSettings.from_params(params, variant, seed)
     out_dir, checkpoint_path, live_dir, metrics_path = map(Path, (out_dir, checkpoint_path, live_dir, metrics_path))
@@ -547,7 +557,7 @@ def train_gan(
     # Models, the frozen feature extractor and the FID loss against the real training statistics.
     models = build_models(s, device)
     extractor = extractor if extractor is not None else load_inception(device, params["fid"]["inception_path"])
-    fid_term = FidTerm(extractor, FIDLoss(real.mu, real.sigma, s.eigen_floor).to(device))
+    fid_term = fid_term_for(s, extractor, FIDLoss(real.mu, real.sigma, s.eigen_floor).to(device), device)
     autocast = autocast_context(s, device)
 
     # Resume only a run of this very configuration.
@@ -562,7 +572,7 @@ def train_gan(
 
     shutil.rmtree(out_dir, ignore_errors=True)
     shutil.rmtree(live_dir, ignore_errors=True)  # the history is replayed from the checkpoint
-    live = Live(dir=str(live_dir), resume=start_epoch > 0, dvcyaml=None, save_dvc_exp=False, report=None)
+    live = open_live(live_dir, resume=start_epoch > 0)
     for epoch, record in enumerate(history, start=1):
         _log_epoch(live, epoch, record)
 

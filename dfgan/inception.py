@@ -133,19 +133,23 @@ class InceptionFeatures(nn.Module):
         # Always eval: a frozen feature extractor, whatever the surrounding model's mode.
         return super().train(False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+        """Features in float32. ``bf16``: the network runs under bfloat16 autocast (the GAN's FID loss may opt in
+        with ``gan.inception_bf16``; FID statistics and evaluation always use float32)."""
         if torch.is_inference_mode_enabled():
             # The TorchScript graph, once run with autograd, rejects inference tensors: fall back to no_grad.
             with torch.inference_mode(False), torch.no_grad():
-                return self._features(images.clone())
-        return self._features(images)
+                return self._features(images.clone(), bf16)
+        return self._features(images, bf16)
 
-    def _features(self, images: torch.Tensor) -> torch.Tensor:
-        # fp32 even inside an autocast region: the FID statistics are numerically delicate. The TorchScript graph
-        # executor would otherwise swap in a re-optimised graph after its first calls, whose results differ in the
-        # last bits: a run resumed in a fresh process would then not repeat an uninterrupted one exactly.
-        with torch.autocast(device_type=images.device.type, enabled=False), torch.jit.optimized_execution(False):
-            return self.net(pixels_to_tf_input(images)).reshape(-1, FEATURE_DIM)
+    def _features(self, images: torch.Tensor, bf16: bool = False) -> torch.Tensor:
+        # fp32 even inside an autocast region unless asked: the FID statistics are numerically delicate. The
+        # TorchScript graph executor would otherwise swap in a re-optimised graph after its first calls, whose
+        # results differ in the last bits: a run resumed in a fresh process would not repeat an uninterrupted one.
+        device_type = images.device.type
+        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=bf16), \
+                torch.jit.optimized_execution(False):
+            return self.net(pixels_to_tf_input(images)).reshape(-1, FEATURE_DIM).float()
 
 
 @functools.lru_cache(maxsize=4)

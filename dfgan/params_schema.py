@@ -30,7 +30,8 @@ REAL = "real"
 DOUBLED_SUFFIX = "2x"  # '<variant>2x': N more synthetic images grown from the flipped lesions
 REAL_CONDITIONS = (REAL, REAL + DOUBLED_SUFFIX)  # R, and the control 'real2x' (the real images listed twice)
 SCHEDULES = ("steps", "epochs")
-COMPILE_MODES = ("off", "default", "max-autotune")  # torch.compile; max-autotune also captures CUDA graphs
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.compile; reduce-overhead: CUDA graphs
+# (no autotuning); max-autotune: autotuned kernels and CUDA graphs
 MIN_IMAGE_SIZE = 32
 RLE_GRID_PATTERN = r"native|[1-9][0-9]*x[1-9][0-9]*"
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:[0-9]+)?"
@@ -304,6 +305,7 @@ SCHEMA: dict[str, Any] = {
     "gan.eval_train_mode": Bool(),
     "gan.amp": Bool(),
     "gan.amp_dtype": Choice(AMP_DTYPES),
+    "gan.inception_bf16": Bool(help="the FID loss's Inception under bfloat16 autocast (CUDA, with gan.amp)"),
     "gan.device": DEVICE,
     "gan.compile": Switch(COMPILE_MODES, help="torch.compile of G and D"),
     "gan.seeds": ListOf(SEED, unique=True, help="one GAN per seed, e.g. [0, 1, 2]"),

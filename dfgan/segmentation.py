@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 import segmentation_models_pytorch as smp
 import torch
-from dvclive import Live
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from tqdm import tqdm
@@ -48,6 +47,7 @@ from dfgan.params_schema import DOUBLED_SUFFIX, REAL, REAL_CONDITIONS, SCHEDULES
 from dfgan.prepared import ImageSet, PreparedData, load_prepared
 from dfgan.runtime import progress_disabled, resolve_device, seed_everything
 from dfgan.synthetic_data import load_synthetic
+from dfgan.training_log import TrainingLog, open_live
 
 FLIPPED_SUFFIX = DOUBLED_SUFFIX
 REAL_REPEATED = REAL_CONDITIONS[1]  # "real2x": the control condition
@@ -492,7 +492,7 @@ def fit(
     schedule: Schedule,
     seed: int,
     device: torch.device,
-    live: Live | None = None,
+    live: TrainingLog | None = None,
     prefix: str = "",
 ) -> FitResult:
     """Train by ``schedule``, keeping the weights of the round with the best validation Dice.
@@ -568,7 +568,7 @@ def run_seed(
     seed: int,
     gan_seed: int,
     device: torch.device,
-    live: Live | None,
+    live: TrainingLog | None,
 ) -> SeedRun:
     """Assemble, train and test one seed; the seed fixes the initial weights, batch order and augmentation draws."""
     seed_everything(seed)
@@ -683,7 +683,7 @@ def run_condition(
     prepared = load_prepared(prepared_dir)
     device = resolve_device(seg_params["device"])
     configure_determinism(deterministic)
-    with Live(dir=str(live_dir), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+    with open_live(live_dir) as live:
         runs = [
             run_seed(
                 prepared, synthetic_root, size, condition, aug, seg_params, seed,

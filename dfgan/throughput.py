@@ -18,7 +18,9 @@ import torch
 
 from dfgan.acceleration import adam
 from dfgan.fid import FIDLoss
-from dfgan.gan import FidTerm, GanSettings, autocast_context, build_models, generate, make_inputs, train_step
+from dfgan.gan import (
+    FidTerm, GanSettings, autocast_context, build_models, fid_term_for, generate, make_inputs, train_step,
+)
 from dfgan.inception import FEATURE_DIM
 from dfgan.prepared import validation_count
 from dfgan.segmentation import (
@@ -63,21 +65,30 @@ def random_fid_term(extractor: torch.nn.Module, device: torch.device, seed: int 
     return FidTerm(extractor, FIDLoss(real.mean(0), np.cov(real, rowvar=False)).to(device))
 
 
-def gan_params_for(params: dict[str, Any], image_size: int, batch: int, precision: str, compile_mode: str) -> dict:
-    """A copy of ``params`` with the image size, batch, precision (fp32 | bf16 autocast) and compile mode set."""
+def gan_params_for(
+    params: dict[str, Any], image_size: int, batch: int, precision: str, compile_mode: str,
+    inception_bf16: bool = False,
+) -> dict:
+    """A copy of ``params`` with the image size, batch, precision (fp32 | bf16 autocast), compile mode and the
+    FID loss's Inception precision (``gan.inception_bf16``, effective with bf16 on CUDA) set."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
     params = copy.deepcopy(params)
     params["data"]["image_size"] = int(image_size)
-    params["gan"].update(batch_size=int(batch), amp=precision == "bf16", amp_dtype="bfloat16", compile=compile_mode)
+    params["gan"].update(
+        batch_size=int(batch), amp=precision == "bf16", amp_dtype="bfloat16", compile=compile_mode,
+        inception_bf16=bool(inception_bf16),
+    )
     return params
 
 
 def time_gan_step(
     params: dict[str, Any], variant: str, device: torch.device, fid_term: FidTerm, repeats: int, warmup: int = 1
 ) -> float:
-    """Seconds per training step (D then G update) of one GAN variant, as ``train_gan`` runs it."""
+    """Seconds per training step (D then G update) of one GAN variant, as ``train_gan`` runs it (``fid_term``'s
+    extractor and statistics, with the Inception precision of the params)."""
     s = GanSettings.from_params(params, variant, seed=0)
+    fid_term = fid_term_for(s, fid_term.extractor, fid_term.fid_loss, device)
     torch.manual_seed(0)
     models = build_models(s, device)
     y = torch.rand(s.batch_size, 1, s.image_size, s.image_size, device=device) * 2 - 1
