@@ -136,7 +136,9 @@ def smooth_noise(noise: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(padded, kernel.view(1, 1, size, 1).expand(channels, 1, size, 1), groups=channels)
 
 
-def _uniform(shape: tuple[int, ...], low: float, high: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+def _uniform(
+    shape: tuple[int, ...], low: float, high: float, generator: torch.Generator, device: torch.device
+) -> torch.Tensor:
     return torch.rand(shape, generator=generator, device=device) * (high - low) + low
 
 
@@ -224,7 +226,9 @@ def apply_batch_draw(
     return out_images, out_masks.to(masks.dtype)
 
 
-def build_batch_classic_augmentation(params_aug: dict[str, Any], image_size: int, fill: float = BLACK) -> BatchTransform:
+def build_batch_classic_augmentation(
+    params_aug: dict[str, Any], image_size: int, fill: float = BLACK
+) -> BatchTransform:
     """A callable ``(images (B,1,H,W) float, masks (B,1,H,W), generator) -> (images, masks)`` of size
     ``image_size``, the classic augmentation applied to a batch on its own device with pure tensor operations.
 
