@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from dfgan.config import load_params
 from dfgan.throughput import planned_work
@@ -55,3 +56,26 @@ def test_planned_work_of_the_paper_profile() -> None:
     work = {w.stage: w for w in planned_work(load_params(ROOT / "params_paper.yaml"))}
     assert work["train_gan (dfgan)"].runs == 6 * 3  # sizes x GAN seeds
     assert work["train_gan (dfgan)"].units > 1_000_000  # about 392,000 steps per GAN seed
+
+
+def test_bench_augment_runs_on_cpu_and_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import bench_augment
+
+    # The benchmark applies runtime.deterministic and --threads to this process: put both back afterwards. One
+    # thread: several on a busy machine can take seconds per step (threads spinning against other processes).
+    deterministic, threads = torch.are_deterministic_algorithms_enabled(), torch.get_num_threads()
+    try:
+        bench_augment.main([
+            "--params", str(ROOT / "params.yaml"), "--size", "32", "--images", "16", "--workers", "0",
+            "--device", "cpu", "--repeats", "1", "--threads", "1",
+        ])
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+        torch.set_num_threads(threads)
+    out = capsys.readouterr().out
+    assert out.startswith("device: cpu")
+    assert re.search(r"^path\s+workers\s+images/s\s+ms/image\s+start-up s\s+keeps up fp32$", out, re.M), out
+    assert re.search(r"^per-sample\s+0\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(yes|no)$", out, re.M), out
+    assert re.search(r"^batched\s+-\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(yes|no)$", out, re.M), out
+    assert re.search(r"^step fp32\s+-\s+[\d.]+\s+[\d.]+\s+-$", out, re.M), out
+    assert "fastest: " in out
