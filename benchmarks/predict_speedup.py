@@ -33,7 +33,8 @@ from typing import Any
 import yaml
 
 from dfgan.parallel import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
-from dfgan.segmentation import make_schedule, parse_condition
+from dfgan.segmentation import make_schedule
+from dfgan.training_sets import parse_condition
 from dfgan.splits import validation_count
 from tests.pipeline_repo import PROJECT_ROOT, make_pipeline_repo
 

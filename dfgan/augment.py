@@ -271,3 +271,13 @@ def build_batch_classic_augmentation(
         return apply_batch_draw(images, masks, draw, out_size, fill)
 
     return augment
+
+
+def seeded_batch_augmentation(
+    params_aug: dict[str, Any], image_size: int, seed: int, device: torch.device, fill: float = BLACK
+) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`build_batch_classic_augmentation` bound to a generator on ``device`` seeded by ``seed``: a callable
+    ``(images, masks) -> (images, masks)`` for batches already on the device (``seg.augment_on: device``)."""
+    transform = build_batch_classic_augmentation(params_aug, image_size, fill)
+    generator = torch.Generator(device=device).manual_seed(int(seed))
+    return lambda images, masks: transform(images, masks, generator)

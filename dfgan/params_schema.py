@@ -30,6 +30,7 @@ REAL = "real"
 DOUBLED_SUFFIX = "2x"  # '<variant>2x': N more synthetic images grown from the flipped lesions
 REAL_CONDITIONS = (REAL, REAL + DOUBLED_SUFFIX)  # R, and the control 'real2x' (the real images listed twice)
 SCHEDULES = ("steps", "epochs")
+AUGMENT_ON = ("loader", "device")  # seg.augment_on: classic augmentation per sample in the DataLoader, or per batch
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.compile; reduce-overhead: CUDA graphs
 # (no autotuning); max-autotune: autotuned kernels and CUDA graphs
 MIN_IMAGE_SIZE = 32
@@ -334,6 +335,7 @@ SCHEMA: dict[str, Any] = {
     "seg.device": DEVICE,
     "seg.compile": Switch(COMPILE_MODES, help="torch.compile of the U-Net++"),
     "seg.workers": Int(min=0, help="DataLoader worker processes (0: augment in the main process)"),
+    "seg.augment_on": Choice(AUGMENT_ON, help="classic augmentation per sample (loader) or per batch on the device"),
     "seg.augmentations": Section(),
     "seg.augmentations.none": Section(help="nothing to tune: write {}"),
     "seg.augmentations.classic": Section(),

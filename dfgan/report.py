@@ -1,6 +1,6 @@
 """The report: Tables 1 and 2, Figures 3 and 4, and Dice vs training size, from the segmentation results.
 
-Inputs are listed from params (sizes x conditions x augs, see :func:`dfgan.segmentation.conditions_from_params`),
+Inputs are listed from params (sizes x conditions x augs, see :func:`dfgan.training_sets.conditions_from_params`),
 never globbed, so a shrunk ``sizes`` leaves no stale rows and a missing run is an error naming its file. The paper's
 numbers (SIIM-ACR, 256x256) are shown beside ours, labelled as the paper's, wherever the paper has that size.
 
@@ -25,7 +25,7 @@ from dfgan.imaging import outline, save_grid
 from dfgan.metrics import paired_difference
 from dfgan.paper_results import PAPER_LABEL, PaperDice
 from dfgan.prepared import load_prepared
-from dfgan.segmentation import FLIPPED_SUFFIX, REAL, REAL_REPEATED, parse_condition, run_label, uses_synthetic
+from dfgan.training_sets import FLIPPED_SUFFIX, REAL, REAL_REPEATED, parse_condition, run_label, uses_synthetic
 from dfgan.synthetic_data import load_synthetic
 
 AUGS = ("none", "classic")

@@ -1,11 +1,6 @@
 """U-Net++ segmentation under the paper's training conditions (Tables 1-2), evaluated by Dice on held-out positives.
 
-Conditions; files are named ``real-<aug>``, ``real2x-<aug>`` and ``real+<condition>-<aug>`` (see :func:`run_label`):
-
-- ``real``: the real training images of one size (the paper's "N R").
-- ``real2x``: the same real images, each listed twice (a control: "more of the same", no synthetic image).
-- ``<variant>`` (``pix2pix``, ``dfgan``): real + one synthetic image per real lesion of that GAN ("N R + N S").
-- ``<variant>2x`` (e.g. ``dfgan2x``): real + synthetic + synthetic grown from flipped lesions ("N R + 2N S").
+The conditions and the training set each assembles live in :mod:`dfgan.training_sets`.
 
 The validation images (for picking the best step) are fixed per training size by ``prepare`` (``PreparedData.val``):
 no GAN, FID statistic or synthetic image ever came from them. Seed number k of ``seg.seeds`` (its position) reads
@@ -28,7 +23,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -39,177 +34,18 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from tqdm import tqdm
 
 from dfgan.acceleration import adam, channels_last_input, compile_in_place, configure_determinism, prefer_channels_last
-from dfgan.augment import JointTransform, build_augmentation
-from dfgan.errors import InputError
+from dfgan.augment import (
+    AUG_NONE, JointTransform, build_augmentation, identity_augmentation, seeded_batch_augmentation,
+)
 from dfgan.imaging import uint8_to_unit
 from dfgan.metrics import dice_per_image, mean_and_sem
-from dfgan.params_schema import DOUBLED_SUFFIX, REAL, REAL_CONDITIONS, SCHEDULES
-from dfgan.prepared import ImageSet, PreparedData, load_prepared
+from dfgan.params_schema import SCHEDULES
+from dfgan.prepared import PreparedData, load_prepared
 from dfgan.runtime import progress_disabled, resolve_device, seed_everything
-from dfgan.synthetic_data import load_synthetic
 from dfgan.training_log import TrainingLog, open_live
+from dfgan.training_sets import TrainingSet, assemble_training_set, gan_seed_for, uses_synthetic
 
-FLIPPED_SUFFIX = DOUBLED_SUFFIX
-REAL_REPEATED = REAL_CONDITIONS[1]  # "real2x": the control condition
-
-# Where each training image comes from (TrainingSet.train_part).
-PART_REAL, PART_SYNTHETIC, PART_FLIPPED, PART_REAL_REPEAT = 0, 1, 2, 3
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Conditions and the training set
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Condition:
-    """A parsed condition name: which GAN variant supplies synthetic images, how many synthetic copies (0, 1 or 2),
-    and how many times the real images are listed (2 for the ``real2x`` control)."""
-
-    name: str
-    variant: str | None
-    copies: int
-    real_copies: int = 1
-
-
-def parse_condition(condition: str) -> Condition:
-    """``real`` -> no synthetic; ``real2x`` -> the real images twice; ``dfgan`` -> 1 copy of DF-GAN's;
-    ``dfgan2x`` -> plain + flipped-lesion copies."""
-    if condition == REAL:
-        return Condition(condition, None, 0)
-    if condition == REAL_REPEATED:
-        return Condition(condition, None, 0, real_copies=2)
-    if condition.endswith(FLIPPED_SUFFIX) and len(condition) > len(FLIPPED_SUFFIX):
-        return Condition(condition, condition[: -len(FLIPPED_SUFFIX)], 2)
-    if not condition:
-        raise ValueError("empty condition name")
-    return Condition(condition, condition, 1)
-
-
-def conditions_from_params(params: dict[str, Any]) -> list[str]:
-    """Every trained condition, as dvc.yaml lays them out: ``seg.real_conditions`` (``seg_real``), one R + S per
-    GAN variant in ``variants`` (``seg_synth``) and R + 2S per variant in ``seg.flipped_variants`` (``seg_synth2x``)."""
-    seg = params["seg"]
-    return [
-        *[str(c) for c in seg["real_conditions"]],
-        *[str(v) for v in params["variants"]],
-        *[f"{v}{FLIPPED_SUFFIX}" for v in seg["flipped_variants"]],
-    ]
-
-
-def require_condition(params: dict[str, Any], condition: str, source: str | Path) -> None:
-    """Refuse a ``--condition`` that these params do not train (it would have no DVC stage and no report row)."""
-    conditions = conditions_from_params(params)
-    if condition not in conditions:
-        raise InputError(
-            f"{source}: condition {condition!r} is not trained by these params (they train {', '.join(conditions)}); "
-            "see seg.real_conditions, variants and seg.flipped_variants"
-        )
-
-
-def uses_synthetic(condition: str) -> bool:
-    """Whether the condition trains on a GAN's images (and so reads ``gan.seeds``)."""
-    return parse_condition(condition).variant is not None
-
-
-def condition_label(condition: str) -> str:
-    """The training-set name used in paths and tables: ``real``, ``real2x`` or ``real+<condition>``."""
-    return f"{REAL}+{condition}" if uses_synthetic(condition) else condition
-
-
-def run_label(condition: str, aug: str) -> str:
-    """The file stem of one run, as dvc.yaml names it: ``real-none``, ``real2x-none``, ``real+dfgan2x-classic``."""
-    return f"{condition_label(condition)}-{aug}"
-
-
-@dataclass(frozen=True)
-class TrainingSet:
-    """What one seed trains and validates on; ``train_source_rows`` is the prepared row of each training lesion."""
-
-    train_images: np.ndarray  # uint8 (n_train, S, S): real first, then synthetic
-    train_masks: np.ndarray
-    train_source_rows: np.ndarray  # int64 (n_train,)
-    train_part: np.ndarray  # int8 (n_train,): PART_REAL, PART_SYNTHETIC or PART_FLIPPED
-    val_images: np.ndarray
-    val_masks: np.ndarray
-    val_rows: np.ndarray
-
-    @property
-    def n_train_real(self) -> int:
-        return int((self.train_part == PART_REAL).sum())
-
-    @property
-    def n_train_synthetic(self) -> int:
-        return int(np.isin(self.train_part, (PART_SYNTHETIC, PART_FLIPPED)).sum())
-
-    @property
-    def n_train(self) -> int:
-        return len(self.train_part)
-
-    @property
-    def n_val(self) -> int:
-        return len(self.val_rows)
-
-
-def gan_seed_for(seed_position: int, gan_seeds: Sequence[int]) -> int:
-    """The GAN seed whose synthetic set seed number ``seed_position`` of ``seg.seeds`` trains on (cycling)."""
-    if not gan_seeds:
-        raise ValueError("gan.seeds is empty")
-    return int(gan_seeds[seed_position % len(gan_seeds)])
-
-
-def assemble_training_set(
-    prepared: PreparedData,
-    synthetic_dir: str | Path,
-    size: int,
-    condition: str,
-    gan_seed: int = 0,
-) -> TrainingSet:
-    """The real training images of ``size``, plus the condition's synthetic images (from GAN seed ``gan_seed``);
-    validation = the size's fixed validation rows.
-
-    ``synthetic_dir`` is the synthetic root (``data/synthetic``); it is not read for ``real`` and ``real2x``. A
-    synthetic set with a lesion from outside this size's training rows is an error: it was made from another split
-    and would leak validation, test or foreign lesions into training.
-    """
-    parsed = parse_condition(condition)
-    real = prepared.train(size)
-    val = prepared.val(size)
-
-    images, masks, sources = [real.images] * parsed.real_copies, [real.masks] * parsed.real_copies, [real.rows] * parsed.real_copies
-    parts = [np.full(len(real), PART_REAL, np.int8)] + [np.full(len(real), PART_REAL_REPEAT, np.int8)] * (parsed.real_copies - 1)
-    if parsed.variant is not None:
-        synthetic = load_synthetic(synthetic_dir, size, parsed.variant, gan_seed)
-        for part_id, part in zip((PART_SYNTHETIC, PART_FLIPPED), synthetic.parts(parsed.copies)):
-            _check_synthetic_sources(part.source_rows, real, condition, size)
-            if part.images.shape[1:] != real.images.shape[1:]:
-                raise ValueError(
-                    f"{condition} synthetic images are {part.images.shape[1:]}, real ones {real.images.shape[1:]}"
-                )
-            images.append(part.images)
-            masks.append(part.masks)
-            sources.append(part.source_rows)
-            parts.append(np.full(len(part), part_id, np.int8))
-
-    return TrainingSet(
-        train_images=np.concatenate(images).astype(np.uint8, copy=False),
-        train_masks=np.concatenate(masks).astype(np.uint8, copy=False),
-        train_source_rows=np.concatenate(sources).astype(np.int64, copy=False),
-        train_part=np.concatenate(parts),
-        val_images=np.asarray(val.images),
-        val_masks=np.asarray(val.masks),
-        val_rows=val.rows,
-    )
-
-
-def _check_synthetic_sources(source_rows: np.ndarray, real: ImageSet, condition: str, size: int) -> None:
-    foreign = np.setdiff1d(source_rows, real.rows)
-    if foreign.size:
-        raise ValueError(
-            f"{condition} synthetic set for size {size} has lesions from rows outside that size's training rows "
-            f"(e.g. {foreign[:5].tolist()}): it was made from another split; rerun the synthesis stage"
-        )
-
+BatchAugmentation = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Data, model, loss
@@ -462,13 +298,18 @@ def train_batches(
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
+    batch_augmentation: BatchAugmentation | None = None,
 ) -> tuple[float, int, int]:
-    """Optimizer steps over ``batches``; returns (sample-weighted mean loss, steps, images)."""
+    """Optimizer steps over ``batches``; returns (sample-weighted mean loss, steps, images).
+
+    ``batch_augmentation`` (``seg.augment_on: device``) augments each batch once it is on the device."""
     model.train()
     total, count, steps = 0.0, 0, 0
     for images, masks in batches:
-        images = channels_last_input(images.to(device, non_blocking=True))
-        masks = masks.to(device, non_blocking=True)
+        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        if batch_augmentation is not None:
+            images, masks = batch_augmentation(images, masks)
+        images = channels_last_input(images)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(images), masks)
         loss.backward()
@@ -494,6 +335,7 @@ def fit(
     device: torch.device,
     live: TrainingLog | None = None,
     prefix: str = "",
+    batch_augmentation: BatchAugmentation | None = None,
 ) -> FitResult:
     """Train by ``schedule``, keeping the weights of the round with the best validation Dice.
 
@@ -511,7 +353,7 @@ def fit(
         total=schedule.rounds, desc=desc, unit="round", disable=progress_disabled(),
     )
     for round_number, batches in rounds:
-        loss, steps, images = train_batches(model, batches, loss_fn, optimizer, device)
+        loss, steps, images = train_batches(model, batches, loss_fn, optimizer, device, batch_augmentation)
         result.steps += steps
         result.images_seen += images
         result.train_loss.append(loss)
@@ -548,6 +390,21 @@ def augmentation_params(seg_params: dict[str, Any], aug: str) -> dict[str, Any]:
     return augmentations[aug] or {}
 
 
+def build_seed_augmentation(
+    seg_params: dict[str, Any], aug: str, image_size: int, seed: int, device: torch.device
+) -> tuple[JointTransform, BatchAugmentation | None]:
+    """(per-sample augmentation for the DataLoader, batch augmentation on the device or None) of one seed.
+
+    ``seg.augment_on: loader``: torchvision per sample, in the main process or ``seg.workers`` processes.
+    ``device``: the same operations drawn per sample but applied to whole batches on the device
+    (:func:`dfgan.augment.seeded_batch_augmentation`); faster on a GPU (benchmarks/RESULTS.md), a different
+    random draw than ``loader``, so results of the two differ by augmentation noise."""
+    params_aug = augmentation_params(seg_params, aug)
+    if aug == AUG_NONE or seg_params["augment_on"] == "loader":
+        return build_augmentation(aug, params_aug, image_size), None
+    return identity_augmentation, seeded_batch_augmentation(params_aug, image_size, seed + 2, device)
+
+
 @dataclass(frozen=True)
 class SeedRun:
     seed: int
@@ -574,9 +431,11 @@ def run_seed(
     seed_everything(seed)
     data = assemble_training_set(prepared, synthetic_root, size, condition, gan_seed)
     schedule = make_schedule(seg_params, len(prepared.train(size)))
-    augmentation = build_augmentation(aug, augmentation_params(seg_params, aug), int(data.train_images.shape[-1]))
+    augmentation, batch_augmentation = build_seed_augmentation(seg_params, aug, int(data.train_images.shape[-1]), seed,
+                                                               device)
     model = build_training_model(seg_params, device)
-    fitted = fit(model, data, augmentation, seg_params, schedule, seed, device, live, prefix=f"seed{seed}/")
+    fitted = fit(model, data, augmentation, seg_params, schedule, seed, device, live, prefix=f"seed{seed}/",
+                 batch_augmentation=batch_augmentation)
     test = prepared.test()
     evaluation = evaluate(
         model, np.asarray(test.images), np.asarray(test.masks), float(seg_params["threshold"]), device,

@@ -23,9 +23,8 @@ from dfgan.gan import (
 )
 from dfgan.inception import FEATURE_DIM
 from dfgan.prepared import validation_count
-from dfgan.segmentation import (
-    BceDiceLoss, build_training_model, conditions_from_params, make_schedule, parse_condition, train_batches,
-)
+from dfgan.segmentation import BceDiceLoss, build_training_model, make_schedule, train_batches
+from dfgan.training_sets import conditions_from_params, parse_condition
 
 PRECISIONS = ("fp32", "bf16")
 

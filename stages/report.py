@@ -11,7 +11,7 @@ import argparse
 from dfgan.config import load_params, section
 from dfgan.errors import run_stage
 from dfgan.report import build_report, results_guide
-from dfgan.segmentation import conditions_from_params
+from dfgan.training_sets import conditions_from_params
 
 SEG_METRICS_DIR = "metrics/seg"
 SEG_DATA_DIR = "data/seg"

@@ -10,7 +10,8 @@ import argparse
 from dfgan.acceleration import runtime_deterministic
 from dfgan.config import load_params, require_listed, section
 from dfgan.errors import run_stage
-from dfgan.segmentation import require_condition, run_condition, run_label, uses_synthetic
+from dfgan.segmentation import run_condition
+from dfgan.training_sets import require_condition, run_label, uses_synthetic
 
 PREPARED_DIR = "data/prepared"
 SYNTHETIC_ROOT = "data/synthetic"

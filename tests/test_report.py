@@ -15,7 +15,7 @@ import yaml
 from dfgan import paper_results
 from dfgan.prepared import save_prepared
 from dfgan.report import REPORT_FILES, build_report, metrics_file, per_image_file
-from dfgan.segmentation import REAL
+from dfgan.training_sets import REAL
 from dfgan.synthetic_data import synthetic_path
 from stages import report as report_stage
 

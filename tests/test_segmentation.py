@@ -15,24 +15,14 @@ from torch import nn
 
 from dfgan.prepared import load_prepared, save_prepared, split_pools, validation_count
 from dfgan.segmentation import (
-    PART_FLIPPED,
-    PART_REAL,
-    PART_REAL_REPEAT,
-    PART_SYNTHETIC,
-    BceDiceLoss,
-    CyclingBatchSampler,
-    assemble_training_set,
-    build_model,
-    conditions_from_params,
-    evaluate,
-    gan_seed_for,
-    make_schedule,
-    parse_condition,
-    run_condition,
-    run_label,
-    training_rounds,
+    BceDiceLoss, CyclingBatchSampler, build_model, build_seed_augmentation, evaluate, make_schedule, run_condition,
+    train_batches, training_rounds,
 )
-from dfgan.augment import build_augmentation
+from dfgan.training_sets import (
+    PART_FLIPPED, PART_REAL, PART_REAL_REPEAT, PART_SYNTHETIC, assemble_training_set, conditions_from_params,
+    gan_seed_for, parse_condition, run_label,
+)
+from dfgan.augment import build_augmentation, identity_augmentation
 from dfgan.synthetic_data import SYNTHETIC_KEYS, synthetic_path
 
 S = 32  # smp's depth-5 encoders need sizes divisible by 32
@@ -290,7 +280,7 @@ def tiny_seg_params(**overrides: Any) -> dict[str, Any]:
         "encoder": "resnet18", "encoder_weights": None, "decoder_channels": [32, 16, 8, 8, 4],
         "seeds": [0, 1], "schedule": "steps", "epochs": 1, "budget_factor": 2.0, "batch_size": 4,
         "lr": 0.001, "bce_weight": 1.0, "dice_weight": 1.0, "threshold": 0.5,
-        "device": "auto", "workers": 0, "compile": "off",
+        "device": "auto", "workers": 0, "augment_on": "loader", "compile": "off",
         "augmentations": {
             "none": {},
             "classic": {
@@ -366,3 +356,35 @@ def test_run_condition_repeats_exactly_for_a_seed(
     assert runs[0]["dice_per_seed"] == runs[1]["dice_per_seed"]
     pd.testing.assert_frame_equal(pd.read_csv(out / "p0.csv"), pd.read_csv(out / "p1.csv"))
     assert runs[0]["dice_sem"] == 0.0  # one seed: no spread
+
+
+def test_augment_on_device_moves_classic_augmentation_from_the_loader_to_the_batch() -> None:
+    cpu = torch.device("cpu")
+    params = tiny_seg_params(augment_on="device")
+    per_sample, per_batch = build_seed_augmentation(params, "classic", 32, seed=0, device=cpu)
+    assert per_batch is not None and per_sample is identity_augmentation  # the loader only converts
+    for aug, on in (("classic", "loader"), ("none", "device"), ("none", "loader")):
+        per_sample, per_batch = build_seed_augmentation(tiny_seg_params(augment_on=on), aug, 32, seed=0, device=cpu)
+        assert per_batch is None
+        assert (per_sample is identity_augmentation) == (aug == "none")
+
+    # Every training batch passes through the batch augmentation, after it is on the device, with its own draw.
+    seen: list[torch.Tensor] = []
+
+    def spy(images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        seen.append(images)
+        return images, masks
+
+    images = torch.rand(4, 1, 32, 32) * 2 - 1
+    masks = (images > 0.5).float()
+    model = build_model("resnet18", None, decoder_channels=[32, 16, 8, 8, 4])
+    optimizer = torch.optim.Adam(model.parameters())
+    _, steps, _ = train_batches(model, iter([(images, masks)] * 3), BceDiceLoss(1.0, 1.0), optimizer, cpu, spy)
+    assert steps == 3 and len(seen) == 3
+
+    _, augment = build_seed_augmentation(params, "classic", 32, seed=5, device=cpu)
+    _, again = build_seed_augmentation(params, "classic", 32, seed=5, device=cpu)
+    first, repeat = augment(images, masks), again(images, masks)
+    assert torch.equal(first[0], repeat[0]) and torch.equal(first[1], repeat[1])  # seeded: repeats exactly
+    assert not torch.equal(augment(images, masks)[0], first[0])  # the next batch gets a new draw
+    assert set(first[1].unique().tolist()) <= {0.0, 1.0}
