@@ -17,14 +17,14 @@
 #   PYTHON=python3       the interpreter
 #
 # It runs, most informative first: (1) the GAN-step benchmark at 256 px (fp32, bf16, bf16 with the Inception in bf16
-# too, torch.compile, CUDA graphs) with the DF-GAN / Pix2Pix ratio, the U-Net++-step benchmark (fp32, bf16, compiled,
-# CUDA graphs) and the paper-profile estimate; (2) the FID difference the half-precision Inception copy causes (when
+# too, torch.compile, CUDA graphs) with the DF-GAN / Pix2Pix ratio, the U-Net++-step benchmark (fp32, bf16,
+# compiled); (2) the FID difference the half-precision Inception copy causes (when
 # INCEPTION_PATH is a copy and the original is installed); (3) a paper-shaped smoke run through the stage entry
 # points in DAG order: phantom -> prepare at 256 px -> FID statistics -> one size, a few GAN epochs of each variant
 # with bf16 autocast -> synthesis -> a short U-Net++ resnet34 run of every condition -> report, with
 # runtime.deterministic: true, training DF-GAN twice to check that the weights repeat bit for bit; after prepare,
 # the bf16-Inception FID check on the prepared images (gan.inception_bf16 needs < 1 %); (4) the augmentation
-# benchmark (CPU workers vs on-device batches). Everything it prints goes to OUT_DIR/results.txt; the stage outputs
+# benchmark (CPU workers vs on-device batches); (5) the paper-profile estimate. Everything it prints goes to OUT_DIR/results.txt; the stage outputs
 # stay in OUT_DIR/work (the repository's own data/ and metrics/ are not touched).
 set -uo pipefail
 
@@ -41,8 +41,8 @@ export CUBLAS_WORKSPACE_CONFIG=:4096:8  # runtime.deterministic needs it before 
 log() { echo "$*" | tee -a "$RESULTS"; }
 DEADLINE=${DEADLINE:-480}
 DRY_RUN=${DRY_RUN:-0}
-SIZE=256 REPEATS=10 GAN_EPOCHS="10 5" GAN_SETTINGS="fp32 bf16 bf16-inception compiled cudagraphs"
-SEG_SETTINGS="fp32 bf16 compiled-bf16 cudagraphs"
+SIZE=256 REPEATS=5 GAN_EPOCHS="10 5" GAN_SETTINGS="fp32 bf16 bf16-inception compiled cudagraphs"
+SEG_SETTINGS="fp32 bf16 compiled-bf16"
 # A dry run skips what only a GPU makes quick: compiling, and the paper-profile estimate (steps at 256 px).
 [ "$DRY_RUN" = 1 ] && SIZE=32 REPEATS=1 GAN_EPOCHS="1 1" GAN_SETTINGS="fp32 cudagraphs" SEG_SETTINGS="fp32 cudagraphs"
 step() {  # step NAME TIMEOUT_S COMMAND...: run, time and log one step; a failure is recorded, the check goes on
@@ -113,11 +113,10 @@ PY
 
 cd "$ROOT"
 export PYTHONUNBUFFERED=1
-step "GAN step benchmark" 200 "$PYTHON" -m benchmarks.bench_gan_step --params "$OUT/params_paper_check.yaml" \
+step "GAN step benchmark" 170 "$PYTHON" -m benchmarks.bench_gan_step --params "$OUT/params_paper_check.yaml" \
   --sizes "$SIZE" --settings $GAN_SETTINGS --repeats "$REPEATS" --repeats-large "$REPEATS"
-step "U-Net++ step benchmark" 120 "$PYTHON" -m benchmarks.bench_seg_step --params "$OUT/params_paper_check.yaml" \
+step "U-Net++ step benchmark" 80 "$PYTHON" -m benchmarks.bench_seg_step --params "$OUT/params_paper_check.yaml" \
   --sizes "$SIZE" --settings $SEG_SETTINGS --repeats "$REPEATS"
-[ "$DRY_RUN" = 1 ] || step "paper-profile estimate" 90 "$PYTHON" -m benchmarks.estimate --params "$OUT/params_paper_check.yaml" --repeats "$REPEATS"
 if [ -n "${INCEPTION_YAML:-}" ]; then
   step "half-precision Inception vs original" 120 "$PYTHON" - "$INCEPTION_YAML" <<'PY'
 import sys, torch
@@ -129,11 +128,11 @@ except FileNotFoundError:
     print("the original Inception is not installed here: nothing to compare against"); raise SystemExit(0)
 g = torch.Generator().manual_seed(0)
 a, b = torch.rand(64, 1, 256, 256, generator=g) * 2 - 1, torch.rand(64, 1, 256, 256, generator=g) * 1.6 - 0.8
-fids = []
+fids, device = [], "cuda" if torch.cuda.is_available() else "cpu"
 for path in (original, sys.argv[1]):
-    net = load_inception("cuda", path)
+    net = load_inception(device, path)
     with torch.no_grad():
-        fa, fb = net(a.cuda()).double().cpu().numpy(), net(b.cuda()).double().cpu()
+        fa, fb = net(a.to(device)).double().cpu().numpy(), net(b.to(device)).double().cpu()
     fids.append(frechet_distance(*feature_statistics(fa), fb))
 print(f"FID 64 vs 64 images: original {fids[0]:.6f}, copy {fids[1]:.6f}, relative {abs(fids[1] - fids[0]) / fids[0]:.2e}")
 PY
@@ -176,6 +175,11 @@ cat metrics/gan/*.json 2>/dev/null | tee -a "$RESULTS" >/dev/null
 cd "$ROOT"
 step "augmentation: CPU workers vs on-device batches" 60 "$PYTHON" -m benchmarks.bench_augment \
   --params "$OUT/params_paper_check.yaml" --size "$SIZE" --images $((REPEATS * 100)) --workers 0 8 16
+# Last: the estimate times its own steps again (the benchmarks above already give the rates).
+[ "$DRY_RUN" = 1 ] || step "paper-profile estimate" 90 "$PYTHON" -m benchmarks.estimate \
+  --params "$OUT/params_paper_check.yaml" --repeats 3
+log ""
+log "total: ${SECONDS} s"
 log "failed steps: ${FAILED[*]:-none}"
 log "skipped steps: ${SKIPPED[*]:-none}"
 log "results: $RESULTS"
