@@ -31,8 +31,9 @@ DOUBLED_SUFFIX = "2x"  # '<variant>2x': N more synthetic images grown from the f
 REAL_CONDITIONS = (REAL, REAL + DOUBLED_SUFFIX)  # R, and the control 'real2x' (the real images listed twice)
 SCHEDULES = ("steps", "epochs")
 AUGMENT_ON = ("loader", "device")  # seg.augment_on: classic augmentation per sample in the DataLoader, or per batch
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")  # torch.compile; reduce-overhead: CUDA graphs
-# (no autotuning); max-autotune: autotuned kernels and CUDA graphs
+# torch.compile modes a profile may name; max-autotune runs without CUDA graphs: replaying G and D as CUDA graphs
+# (torch.compile reduce-overhead) failed on the GAN step on an H200 (benchmarks/RESULTS.md)
+COMPILE_MODES = ("off", "default", "max-autotune")
 MIN_IMAGE_SIZE = 32
 RLE_GRID_PATTERN = r"native|[1-9][0-9]*x[1-9][0-9]*"
 DEVICE_PATTERN = r"auto|cpu|mps|cuda(:[0-9]+)?"

@@ -47,9 +47,9 @@ def test_planned_work_counts_the_demo_profile_by_hand() -> None:
     assert work["train_gan (pix2pix)"].units == work["train_gan (dfgan)"].units == 12 * (2 + 3)
     assert work["train_gan (dfgan)"].runs == 2
     assert work["synthesize"].units == 2 * (2 + 3) * 2  # plain + flipped, both variants
-    # U-Net++: 10 rounds of ceil(2.0 x N_train / 4) steps: 5 (size 12) and 10 (size 24), for 5 conditions, 2 augs,
+    # U-Net++: 6 rounds of ceil(2.0 x N_train / 4) steps: 5 (size 12) and 10 (size 24), for 5 conditions, 2 augs,
     # 3 seeds.
-    assert work["seg (all conditions)"].units == 10 * (5 + 10) * 5 * 2 * 3
+    assert work["seg (all conditions)"].units == 6 * (5 + 10) * 5 * 2 * 3
 
 
 def test_planned_work_of_the_paper_profile() -> None:
