@@ -56,7 +56,9 @@ def runtime_deterministic(params: dict[str, Any]) -> bool:
 BENCHMARK_COMPILE_MODES = ("reduce-overhead",)
 # What each mode asks torch.compile for. max-autotune without CUDA graphs: replaying G's graph, then D's, overwrote
 # G's output before the GAN step used it (benchmarks/RESULTS.md).
-TORCH_COMPILE_MODE = {"default": None, "max-autotune": "max-autotune-no-cudagraphs", "reduce-overhead": "reduce-overhead"}
+TORCH_COMPILE_MODE = {
+    "default": None, "max-autotune": "max-autotune-no-cudagraphs", "reduce-overhead": "reduce-overhead",
+}
 
 
 def check_compile_mode(mode: str | bool) -> str:

@@ -418,7 +418,8 @@ def generate(
     with torch.no_grad():
         for start in range(0, n, batch_size):
             count = min(batch_size, n - start)
-            batch = inputs[torch.arange(start, start + batch_size) % n] if count < batch_size else inputs[start : start + count]
+            wrapped = torch.arange(start, start + batch_size) % n  # pad a short last batch from the start
+            batch = inputs[wrapped] if count < batch_size else inputs[start : start + count]
             outputs.append(generator(batch.to(device)).float().cpu()[:count])
     return torch.cat(outputs)
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,20 @@ def reproducible_results(repo: Path) -> dict[str, Any]:
     for path in sorted((repo / "metrics").rglob("*.json")):
         results[str(path.relative_to(repo))] = _without_timing(json.loads(path.read_text()))
     return results
+
+
+@dataclass(frozen=True)
+class ReproducedPipeline:
+    """A tiny-params repo after its first ``dvc repro``, with what that run left (read before any test changes it)."""
+
+    repo: Path
+    output: str  # stdout of the first `dvc repro`
+    locked_stages: set[str]
+    results: dict[str, Any]
+
+
+def reproduce_tiny_pipeline(root: Path) -> ReproducedPipeline:
+    repo = make_pipeline_repo(root)
+    first = run(["dvc", "repro"], repo)
+    locked = set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"])
+    return ReproducedPipeline(repo, first.stdout, locked, reproducible_results(repo))

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from dfgan.parallel import EXIT_INTERRUPTED
-from tests.pipeline_repo import make_pipeline_repo, reproducible_results, run, stages_run
+from tests.pipeline_repo import ReproducedPipeline, make_pipeline_repo, reproducible_results, run, stages_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -31,10 +31,9 @@ def runner(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def sequential(tmp_path_factory: pytest.TempPathFactory) -> tuple[set[str], dict[str, Any]]:
-    repo = make_pipeline_repo(tmp_path_factory.mktemp("sequential") / "repo")
-    run(["dvc", "repro"], repo)
-    return locked_stages(repo), reproducible_results(repo)
+def sequential(tiny_pipeline: ReproducedPipeline) -> tuple[set[str], dict[str, Any]]:
+    """What a sequential `dvc repro` of the tiny params locked and produced (shared with test_pipeline_e2e)."""
+    return tiny_pipeline.locked_stages, tiny_pipeline.results
 
 
 def test_runner_matches_sequential_repro_and_then_has_nothing_to_do(

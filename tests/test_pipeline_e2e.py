@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dfgan.phantom import generate_phantom
-from tests.pipeline_repo import make_pipeline_repo, run, stages_run
+from tests.pipeline_repo import ReproducedPipeline, make_pipeline_repo, run, stages_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -57,10 +57,9 @@ def test_real_data_takes_the_phantom_out_of_the_pipeline(tmp_path: Path) -> None
     assert all((repo / "data/raw/siim" / path).is_file() for path in index.dicom_path)
 
 
-def test_whole_pipeline_then_lambda_l1_experiment(tmp_path: Path) -> None:
-    repo = make_pipeline_repo(tmp_path / "repo")
-    first = run(["dvc", "repro"], repo)
-    ran = stages_run(first.stdout)
+def test_whole_pipeline_then_lambda_l1_experiment(tiny_pipeline: ReproducedPipeline) -> None:
+    repo = tiny_pipeline.repo  # after its first `dvc repro` (shared with test_parallel_pipeline, which read it first)
+    ran = stages_run(tiny_pipeline.output)
     gans = {f"{stage}@4-{variant}-{seed}" for stage in ("train_gan", "synthesize")
             for variant in ("pix2pix", "dfgan") for seed in (0, 1)}
     segs = {f"seg_synth@4-{v}-{a}" for v in ("pix2pix", "dfgan") for a in ("none", "classic")}
