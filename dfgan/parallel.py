@@ -390,11 +390,24 @@ class RunSummary:
 
 
 class _Interrupted(Exception):
-    """SIGTERM, turned into the same clean cancellation as Ctrl-C."""
+    """Ctrl-C or SIGTERM: the clean cancellation of the running stages."""
 
 
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise _Interrupted(signal.Signals(signum).name)
+class _StopRequest:
+    """Signal handler that only records the request; the scheduling loop checks it every ``POLL_S``.
+
+    A handler that raises (or Python's default KeyboardInterrupt) can fire inside Dask's client code, which may
+    swallow the exception: under load a Ctrl-C was then lost and the run went on to the end."""
+
+    def __init__(self) -> None:
+        self.signal_name: str | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.signal_name = signal.Signals(signum).name
+
+    def check(self) -> None:
+        if self.signal_name is not None:
+            raise _Interrupted(self.signal_name)
 
 
 def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, devices: Mapping[str, str],
@@ -463,12 +476,14 @@ def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, devices
                 summary.blocked[lost] = stage
                 line("skipped", lost, f"needs {stage}, which failed")
 
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupted)
+    stop = _StopRequest()
+    previous_int, previous_term = signal.signal(signal.SIGINT, stop), signal.signal(signal.SIGTERM, stop)
     try:
         for stage in graph.order:
             if not waiting_on[stage]:
                 submit(stage)
         while futures:
+            stop.check()
             done = _first_done(list(futures), POLL_S)
             drain_started()
             for future in done:
@@ -488,6 +503,7 @@ def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, devices
             outcome = _outcome(future, stage, log_dir)
             finish(stage, outcome)
     finally:
+        signal.signal(signal.SIGINT, previous_int)
         signal.signal(signal.SIGTERM, previous_term)
         client.unsubscribe_topic(EVENT_TOPIC)
         save_durations(log_dir, measured)
