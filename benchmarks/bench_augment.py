@@ -26,7 +26,7 @@ import argparse
 import copy
 import time
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -59,6 +59,21 @@ def synthetic_set(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]
     return images, masks
 
 
+def delivery_rate(
+    deliver: Callable[[], int], device: torch.device, target: int, started: float
+) -> tuple[float, float]:
+    """(images/s after the first batch, seconds from ``started`` to the first batch) of a batch source whose
+    ``deliver`` returns the images it produced."""
+    deliver()
+    synchronize(device)
+    startup = time.perf_counter() - started
+    delivered, started = 0, time.perf_counter()
+    while delivered < target:
+        delivered += deliver()
+    synchronize(device)
+    return delivered / (time.perf_counter() - started), startup
+
+
 def time_per_sample(
     images: np.ndarray, masks: np.ndarray, params_aug: dict, size: int, batch: int, workers: int, seed: int,
     device: torch.device, target: int,
@@ -77,16 +92,9 @@ def time_per_sample(
         mask.to(device, non_blocking=True)
         return len(image)
 
-    deliver()
-    synchronize(device)
-    startup = time.perf_counter() - started
-    delivered, started = 0, time.perf_counter()
-    while delivered < target:
-        delivered += deliver()
-    synchronize(device)
-    seconds = time.perf_counter() - started
+    rate, startup = delivery_rate(deliver, device, target, started)
     del batches, loader  # ends the persistent workers before the next count starts its own
-    return Rate("per-sample", str(workers), delivered / seconds, startup)
+    return Rate("per-sample", str(workers), rate, startup)
 
 
 def time_batched(
@@ -111,14 +119,8 @@ def time_batched(
         mask.float()
         return batch
 
-    deliver()
-    synchronize(device)
-    startup = time.perf_counter() - started
-    delivered, started = 0, time.perf_counter()
-    while delivered < target:
-        delivered += deliver()
-    synchronize(device)
-    return Rate("batched", "-", delivered / (time.perf_counter() - started), startup)
+    rate, startup = delivery_rate(deliver, device, target, started)
+    return Rate("batched", "-", rate, startup)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
