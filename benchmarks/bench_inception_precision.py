@@ -20,13 +20,14 @@ CPUs too (slowly), so the numbers can be checked without a GPU.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 
 import numpy as np
 import torch
 
 from dfgan.config import load_params
-from dfgan.fid import FIDLoss, feature_statistics, frechet_distance
+from dfgan.fid import FIDLoss, compute_features, feature_statistics, frechet_distance
 from dfgan.imaging import uint8_to_unit
 from dfgan.inception import load_inception
 from dfgan.prepared import load_prepared
@@ -37,13 +38,9 @@ TOLERANCE = 0.01  # the largest batch-FID change allowed for gan.inception_bf16
 
 
 def features(extractor: torch.nn.Module, images: np.ndarray, batch: int, bf16: bool, device: torch.device) -> np.ndarray:
-    """pool3 features of uint8 images (n, S, S), in float64, computed in batches."""
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch):
-            chunk = uint8_to_unit(np.ascontiguousarray(images[start:start + batch])).to(device)
-            out.append(extractor(chunk, bf16=bf16).double().cpu().numpy())
-    return np.concatenate(out)
+    """pool3 features of uint8 images (n, S, S) in float64, through the pipeline's own :func:`compute_features`."""
+    run = functools.partial(extractor, bf16=bf16)
+    return compute_features(images, run, batch, device, desc="bf16" if bf16 else "fp32").astype(np.float64)
 
 
 def relative(a: float, b: float) -> float:
