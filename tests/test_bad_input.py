@@ -241,7 +241,7 @@ import os, sys, time
 from dfgan.runtime import worker_pool
 
 def hold(_):
-    print(os.getpid(), flush=True)
+    os.write(1, f"{os.getpid()}\\n".encode())  # one write: print() may make two, which two workers can interleave
     time.sleep(120)
 
 pool = worker_pool(2)
