@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dfgan.array_io import save_npz
 from dfgan.imaging import uint8_to_unit
 from dfgan.inception import load_inception
 from dfgan.prepared import load_prepared
@@ -200,7 +201,7 @@ def save_stats(path: str | Path, features: np.ndarray) -> FeatureStats:
     features = np.asarray(features, dtype=np.float32)
     mu, sigma = feature_statistics(features)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, features=features, mu=mu, sigma=sigma)
+    save_npz(tmp, features=features, mu=mu, sigma=sigma)
     tmp.replace(path)
     return FeatureStats(features, mu, sigma)
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dfgan.array_io import save_npz
 from dfgan.fid import (
     STATS_DIR,
     compute_features,
@@ -160,8 +161,9 @@ def synthesize(
 
     shutil.rmtree(out_dir, ignore_errors=True)
     out_dir.mkdir(parents=True)
-    np.savez_compressed(
+    save_npz(
         out_dir / SYNTHETIC_FILE,
+        compress=True,
         images=synthetic,
         masks=masks.astype(np.uint8),
         source_rows=data.rows.astype(np.int64),
