@@ -25,6 +25,8 @@ GAN_MODES = ("vanilla", "lsgan")
 NORMS = ("batch", "instance", "none")
 AMP_DTYPES = ("bfloat16", "float16")
 MISSING_DICOM_POLICIES = ("report", "error")
+DATA_FORMATS = ("siim", "folder")
+MISSING_MASK_POLICIES = ("negative", "error")
 RLE_MODES = ("auto", "relative", "absolute")
 REAL = "real"
 DOUBLED_SUFFIX = "2x"  # '<variant>2x': N more synthetic images grown from the flipped lesions
@@ -273,6 +275,11 @@ SCHEMA: dict[str, Any] = {
     "data.rle_mode": Choice(RLE_MODES),
     "data.rle_grid": Text(RLE_GRID_PATTERN, "native or 1024x1024", help="the grid the run-length codes were written on"),
     "data.val_fraction": Float(0.0, 1.0, max_open=True, help="of each size's images, held out for model selection"),
+    "data.format": Choice(DATA_FORMATS, help="siim: DICOMs + run-length CSV; folder: images/ and masks/ files"),
+    "data.mask_suffix": Nullable(Text(), help="folder: a mask is masks/<stem><suffix>.png (null or '': same stem)"),
+    "data.missing_mask": Choice(MISSING_MASK_POLICIES),
+    "data.pairs_csv": Nullable(Text(example="pairs.csv"), help="folder: a CSV of image,mask paths instead of the folders"),
+    "data.mask_level": Float(0.0, 1.0, min_open=True, help="folder: mask value kept as lesion, x the type's maximum"),
     "fid": Section(),
     "fid.batch_size": Int(min=1),
     "fid.eigen_floor": Float(min=0.0),

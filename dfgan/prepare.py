@@ -18,7 +18,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -26,6 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from dfgan.dicom_io import DicomError, read_dicom
+from dfgan.folder_data import FolderImage, find_folder_images, read_folder_image, read_folder_mask
 from dfgan.params_schema import MISSING_DICOM_POLICIES, RLE_MODES
 from dfgan.prepared import save_prepared, split_pools
 from dfgan.rle import RLEError, RLEOverrunError, code_reading, decode_union, is_empty_code
@@ -105,10 +106,11 @@ class PreparedImage:
     readings: tuple[str, ...]  # per code: relative / absolute / both (see dfgan.rle.code_reading); auto mode only
 
 
-def resize_mask(mask: np.ndarray, size: int, threshold: float) -> np.ndarray:
-    """Area-resize a binary mask and keep pixels at least ``threshold`` covered; thin regions survive because a
-    non-empty mask always keeps its best-covered pixels."""
-    coverage = cv2.resize(mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+def resize_mask(mask: np.ndarray, size: int | tuple[int, int], threshold: float) -> np.ndarray:
+    """Area-resize a binary mask to ``size`` (square) or (height, width) and keep pixels at least ``threshold``
+    covered; thin regions survive because a non-empty mask always keeps its best-covered pixels."""
+    height, width = (size, size) if isinstance(size, int) else size
+    coverage = cv2.resize(mask.astype(np.float32), (width, height), interpolation=cv2.INTER_AREA)
     small = (coverage >= threshold).astype(np.uint8)
     if mask.any() and not small.any():
         small = (coverage >= coverage.max()).astype(np.uint8)
@@ -158,17 +160,32 @@ def prepare_one(job: tuple[PositiveImage, int, float, str, tuple[int, int] | Non
     return PreparedImage(small_image, resize_mask(mask, size, threshold), float(mask.mean()), readings)
 
 
+def prepare_folder_one(job: tuple[FolderImage, int, float, float]) -> PreparedImage:
+    """Read one image of a folder dataset and the union of its masks (each brought to the image's size), resize."""
+    item, size, threshold, level = job
+    image = read_folder_image(item.image_path)
+    mask = np.zeros(image.shape, np.uint8)
+    for path in item.mask_paths:
+        part = read_folder_mask(path, level)
+        mask |= part if part.shape == image.shape else resize_mask(part, (image.shape[0], image.shape[1]), threshold)
+    small_image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    return PreparedImage(small_image, resize_mask(mask, size, threshold), float(mask.mean()), ())
+
+
 def _prepare_all(
     items: Sequence[PositiveImage], size: int, threshold: float, mode: str, grid: tuple[int, int] | None, workers: int
 ) -> Iterator[PreparedImage]:
-    jobs = [(item, size, threshold, mode, grid) for item in items]
+    yield from _run_jobs(prepare_one, [(item, size, threshold, mode, grid) for item in items], workers)
+
+
+def _run_jobs(worker: Callable[[Any], PreparedImage], jobs: list[Any], workers: int) -> Iterator[PreparedImage]:
     bar = dict(total=len(jobs), desc="prepare", unit="img", disable=progress_disabled())
     if workers <= 1 or len(jobs) < 2:
-        yield from tqdm(map(prepare_one, jobs), **bar)
+        yield from tqdm(map(worker, jobs), **bar)
         return
     chunk = max(1, min(32, len(jobs) // (4 * workers)))
     with worker_pool(workers) as pool:
-        yield from tqdm(pool.map(prepare_one, jobs, chunksize=chunk), **bar)
+        yield from tqdm(pool.map(worker, jobs, chunksize=chunk), **bar)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -211,21 +228,22 @@ def make_splits(n: int, test_size: int, sizes: Sequence[int], seed: int) -> tupl
 
 
 def build_index(
-    items: Sequence[PositiveImage],
+    sources: Sequence[tuple[str, Path]],
     fractions: Sequence[float],
     test_rows: np.ndarray,
     train_order: np.ndarray,
     raw_dir: Path,
 ) -> pd.DataFrame:
-    """``dicom_path`` is relative to ``raw_dir``, so the same tree in another folder gives the same index."""
-    rank = np.full(len(items), -1, dtype=np.int64)
+    """One row per (image id, source file); ``dicom_path`` (for a folder dataset: the image file) is relative to
+    ``raw_dir``, so the same tree in another folder gives the same index."""
+    rank = np.full(len(sources), -1, dtype=np.int64)
     rank[train_order] = np.arange(len(train_order))
     split = np.where(rank >= 0, "train", "test")
     return pd.DataFrame(
         {
-            "row": np.arange(len(items)),
-            "image_id": [i.image_id for i in items],
-            "dicom_path": [i.dicom_path.relative_to(raw_dir).as_posix() for i in items],
+            "row": np.arange(len(sources)),
+            "image_id": [image_id for image_id, _ in sources],
+            "dicom_path": [path.relative_to(raw_dir).as_posix() for _, path in sources],
             "mask_fraction": np.round(np.asarray(fractions, dtype=np.float64), 8),
             "split": split,
             "train_rank": rank,
@@ -323,16 +341,8 @@ def prepare_dataset(
     keep = [k for k, p in enumerate(prepared) if p.mask.any()]
     items = [items[k] for k in keep]
     prepared = [prepared[k] for k in keep]
-    test_rows, train_order = make_splits(len(items), test_size, sizes, seed)
-    try:
-        train_rows, val_rows = split_pools({int(s): train_order[: int(s)] for s in sorted(sizes)}, val_fraction, seed)
-    except ValueError as error:
-        raise PrepareError(f"data.val_fraction: {error}") from None
-    fractions = [p.native_fraction for p in prepared]
-    index = build_index(items, fractions, test_rows, train_order, raw_dir)
-
     regions = np.array([len(i.codes) for i in items])
-    metrics: dict[str, Any] = {
+    head: dict[str, Any] = {
         "dicom_files": len(dicoms),
         "dicom_files_read": files_read,
         "csv_rows": len(table),
@@ -345,11 +355,88 @@ def prepare_dataset(
         "skipped": {"negative": len(groups) - len(positive_ids), "missing_dicom": len(missing), "empty_mask": len(empty)},
         "missing_dicom_ids": missing,
         "dicoms_without_csv_rows": len(set(dicoms) - set(groups)),
+    }
+    tail = {"rle_mode": resolved_mode, "rle_grid": rle_grid}
+    sources = [(i.image_id, i.dicom_path) for i in items]
+    return _split_and_write(sources, prepared, regions, raw_dir, out_dir, metrics_path, head, tail,
+                            image_size=image_size, test_size=test_size, sizes=sizes, seed=seed, val_fraction=val_fraction)
+
+
+def prepare_folder_dataset(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    metrics_path: str | Path,
+    *,
+    image_size: int,
+    test_size: int,
+    sizes: Sequence[int],
+    seed: int,
+    workers: int,
+    mask_suffix: str = "_mask",
+    missing_mask: str = "negative",
+    pairs_csv: str | None = None,
+    mask_level: float = 0.5,
+    mask_threshold: float = 0.25,
+    val_fraction: float = 0.0,
+) -> dict[str, Any]:
+    """Read a folder dataset (:mod:`dfgan.folder_data`), keep the images with foreground, resize, split, write.
+
+    The output is the SIIM path's: a folder copy of a SIIM tree (decoded images and masks as files) gives the
+    same arrays.
+    """
+    raw_dir, out_dir, metrics_path = Path(raw_dir), Path(out_dir), Path(metrics_path)
+    remove_stale_staging(out_dir, metrics_path)
+    found = find_folder_images(raw_dir, mask_suffix, missing_mask, pairs_csv)
+    jobs = [(item, image_size, mask_threshold, mask_level) for item in found]
+    prepared = list(_run_jobs(prepare_folder_one, jobs, workers))
+    keep = [k for k, p in enumerate(prepared) if p.mask.any()]
+    without_mask = sum(not item.mask_paths for item in found)
+    head: dict[str, Any] = {
+        "format": "folder",
+        "image_files": len(found),
+        "mask_files": sum(len(item.mask_paths) for item in found),
+        "positives": len(keep),
+        "negatives": len(found) - len(keep),
+        "kept": len(keep),
+        "skipped": {"negative": len(found) - len(keep) - without_mask, "missing_mask": without_mask},
+    }
+    items = [found[k] for k in keep]
+    regions = np.array([len(item.mask_paths) for item in items])
+    return _split_and_write([(i.image_id, i.image_path) for i in items], [prepared[k] for k in keep], regions,
+                            raw_dir, out_dir, metrics_path, head, {"mask_level": mask_level},
+                            image_size=image_size, test_size=test_size, sizes=sizes, seed=seed, val_fraction=val_fraction)
+
+
+def _split_and_write(
+    sources: Sequence[tuple[str, Path]],
+    prepared: Sequence[PreparedImage],
+    regions: np.ndarray,
+    raw_dir: Path,
+    out_dir: Path,
+    metrics_path: Path,
+    head: dict[str, Any],
+    tail: dict[str, Any],
+    *,
+    image_size: int,
+    test_size: int,
+    sizes: Sequence[int],
+    seed: int,
+    val_fraction: float,
+) -> dict[str, Any]:
+    """The kept positives -> splits, index, metrics (``head``, the splits, ``tail``, the mask statistics)."""
+    test_rows, train_order = make_splits(len(sources), test_size, sizes, seed)
+    try:
+        train_rows, val_rows = split_pools({int(s): train_order[: int(s)] for s in sorted(sizes)}, val_fraction, seed)
+    except ValueError as error:
+        raise PrepareError(f"data.val_fraction: {error}") from None
+    fractions = [p.native_fraction for p in prepared]
+    index = build_index(sources, fractions, test_rows, train_order, raw_dir)
+    metrics: dict[str, Any] = {
+        **head,
         "splits": {"test": len(test_rows), "train_pool": len(train_order), "train": {str(k): len(v) for k, v in train_rows.items()},
                    "val": {str(k): len(v) for k, v in val_rows.items()}},
         "image_size": image_size,
-        "rle_mode": resolved_mode,
-        "rle_grid": rle_grid,
+        **tail,
         "mask_fraction_native": _quantiles(np.asarray(fractions)),
         "regions_per_image": {"1": int((regions == 1).sum()), "2": int((regions == 2).sum()), "3+": int((regions >= 3).sum())},
         "seed": seed,

@@ -12,6 +12,7 @@ import argparse
 
 from dfgan.config import load_params
 from dfgan.errors import run_stage
+from dfgan.folder_data import check_folder_data
 from dfgan.siim import check_raw_data
 
 
@@ -23,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     params = load_params(args.params)
     print(f"{args.params}: every key valid")
     if not args.no_data:
-        print(check_raw_data(params))
+        check = check_folder_data if params["data"]["format"] == "folder" else check_raw_data
+        print(check(params))
 
 
 if __name__ == "__main__":

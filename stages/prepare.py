@@ -1,4 +1,4 @@
-"""DVC stage ``prepare``: SIIM-ACR tree (``data.raw_dir``) -> ``data/prepared/`` and ``metrics/data.json``.
+"""DVC stage ``prepare``: SIIM-ACR tree or folder dataset (``data.raw_dir``, ``data.format``) -> ``data/prepared/`` and ``metrics/data.json``.
 
 Run from the repository root: ``python -m stages.prepare [--params params.yaml]``.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dfgan.config import load_params, section
 from dfgan.errors import run_stage
-from dfgan.prepare import prepare_dataset
+from dfgan.prepare import prepare_dataset, prepare_folder_dataset
 
 OUT_DIR = Path("data/prepared")
 METRICS = Path("metrics/data.json")
@@ -23,23 +23,38 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params(args.params)
     cfg = section(params, "data")
-    metrics = prepare_dataset(
-        cfg["raw_dir"],
-        OUT_DIR,
-        METRICS,
-        dicom_glob=cfg["dicom_glob"],
-        rle_csv=cfg["rle_csv"],
+    common = dict(
         image_size=int(cfg["image_size"]),
         test_size=int(cfg["test_size"]),
         sizes=[int(s) for s in params["sizes"]],
         seed=int(cfg["seed"]),
         workers=int(cfg["workers"]),
-        missing_dicom=str(cfg["missing_dicom"]),
         mask_threshold=float(cfg["mask_threshold"]),
-        rle_mode=str(cfg["rle_mode"]),
-        rle_grid=str(cfg["rle_grid"]),
         val_fraction=float(cfg["val_fraction"]),
     )
+    if cfg["format"] == "folder":
+        metrics = prepare_folder_dataset(
+            cfg["raw_dir"],
+            OUT_DIR,
+            METRICS,
+            mask_suffix=cfg["mask_suffix"] or "",
+            missing_mask=str(cfg["missing_mask"]),
+            pairs_csv=cfg["pairs_csv"],
+            mask_level=float(cfg["mask_level"]),
+            **common,
+        )
+    else:
+        metrics = prepare_dataset(
+            cfg["raw_dir"],
+            OUT_DIR,
+            METRICS,
+            dicom_glob=cfg["dicom_glob"],
+            rle_csv=cfg["rle_csv"],
+            missing_dicom=str(cfg["missing_dicom"]),
+            rle_mode=str(cfg["rle_mode"]),
+            rle_grid=str(cfg["rle_grid"]),
+            **common,
+        )
     print(json.dumps({k: v for k, v in metrics.items() if k != "missing_dicom_ids"}, indent=1))
 
 
