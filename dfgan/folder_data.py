@@ -36,10 +36,9 @@ from typing import Any
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from dfgan.params_schema import MISSING_MASK_POLICIES
-from dfgan.siim import PrepareError
+from dfgan.siim import PrepareError, read_text_csv
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 IMAGES_DIR = "images"
@@ -110,18 +109,14 @@ def _checked(item: FolderImage, missing_mask: str) -> FolderImage:
 
 
 def _images_from_csv(raw_dir: Path, csv_path: Path, missing_mask: str) -> list[FolderImage]:
-    if not csv_path.is_file():
-        raise PrepareError(f"{csv_path}: pairs CSV not found (data.pairs_csv)")
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise PrepareError(f"{csv_path}: not a readable CSV ({error})") from None
+    table = read_text_csv(csv_path, "pairs CSV (data.pairs_csv)")
     if tuple(table.columns[:2]) != PAIR_COLUMNS:
         raise PrepareError(f"{csv_path}: the header must start with {','.join(PAIR_COLUMNS)}, got {list(table.columns)}")
     if table.empty:
         raise PrepareError(f"{csv_path}: no rows")
     found: dict[str, tuple[Path, list[Path]]] = {}
-    for row, (image, mask) in enumerate(zip(table["image"], table["mask"]), start=2):
+    # Rows are counted as in the RLE table's messages: the first data row is row 1 (the header is row 0).
+    for row, (image, mask) in enumerate(zip(table["image"], table["mask"]), start=1):
         image_path = raw_dir / image.strip()
         if not image.strip() or not image_path.is_file():
             raise PrepareError(f"{csv_path}: CSV row {row}: image file {image_path} not found")

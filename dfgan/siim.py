@@ -23,6 +23,16 @@ class PrepareError(InputError):
     """Bad input to the prepare stage; the message names the file, or the CSV row and ImageId."""
 
 
+def read_text_csv(csv_path: Path, what: str) -> pd.DataFrame:
+    """A CSV as strings (empty cells as ""), or a :class:`PrepareError` naming the file (``what``: e.g. "RLE CSV")."""
+    if not csv_path.is_file():
+        raise PrepareError(f"{csv_path}: {what} not found")
+    try:
+        return pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise PrepareError(f"{csv_path}: cannot parse the {what} ({error})") from None
+
+
 def read_rle_table(csv_path: str | Path) -> pd.DataFrame:
     """The RLE table in either header form, stripped: columns ``ImageId``, ``EncodedPixels``, ``csv_row``.
 
@@ -30,12 +40,7 @@ def read_rle_table(csv_path: str | Path) -> pd.DataFrame:
     (``ImageId,EncodedPixels``) both work. ``csv_row`` is the 1-based data row (the header is row 0).
     """
     csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise PrepareError(f"{csv_path}: RLE CSV not found")
-    try:
-        table = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        raise PrepareError(f"{csv_path}: cannot parse the RLE CSV ({error})") from None
+    table = read_text_csv(csv_path, "RLE CSV")
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in (ID_COLUMN, CODE_COLUMN) if c not in table.columns]
     if missing:

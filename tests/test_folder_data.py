@@ -185,7 +185,7 @@ def damage(raw: Path, case: str) -> tuple[dict[str, Any], str]:
         return {}, "masks"
     if case == "csv_missing_file":
         (raw / "pairs.csv").write_text("image,mask\nimages/case00.png,masks/nope.png\n")
-        return {"pairs_csv": "pairs.csv"}, "CSV row 2"
+        return {"pairs_csv": "pairs.csv"}, "CSV row 1"
     raise AssertionError(case)
 
 
