@@ -49,3 +49,11 @@ def require_listed(params: dict[str, Any], key: str, value: Any, source: str | P
         listed = listed[part]
     if value not in listed:
         raise InputError(f"{source}: {value!r} is not in {key} {list(listed)}; add it there or pick one of those")
+
+
+def variant_lambda_fid(gan: dict[str, Any], variant: str) -> float:
+    """The FID-loss weight of a variant: 0 for the pix2pix baseline whatever the params say, ``gan.lambda_fid`` for
+    dfgan, ``gan.lambda_fid_paper`` (the paper's 1) for dfgan_paper."""
+    if variant == "pix2pix":
+        return 0.0
+    return float(gan["lambda_fid_paper"] if variant == "dfgan_paper" else gan["lambda_fid"])

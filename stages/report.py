@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.config import load_params, section
+from dfgan.config import load_params, section, variant_lambda_fid
 from dfgan.errors import run_stage
 from dfgan.report import build_report, results_guide
 from dfgan.training_sets import conditions_from_params
@@ -41,7 +41,10 @@ def main(argv: list[str] | None = None) -> None:
         prepared_dir=PREPARED_DIR,
         sample_count=int(report["sample_count"]),
         gan_seed=int(section(params, "gan")["seeds"][0]),
-        bootstrap={"samples": int(report["bootstrap_samples"]), "seed": int(report["bootstrap_seed"])},
+        primary=str(report["primary"]),
+        level=float(report["level"]),
+        min_units=int(report["min_units"]),
+        fid_weights={str(v): variant_lambda_fid(section(params, "gan"), str(v)) for v in params["variants"]},
     )
     print(f"report written to {OUT_DIR}/ (largest size {summary['largest_size']})")
     print(results_guide(OUT_DIR))

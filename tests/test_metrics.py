@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dfgan.metrics import dice_per_image, dice_score, mean_and_sem, paired_difference
+from dfgan.metrics import dice_per_image, dice_score, mean_and_sem
 
 
 def square(size: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
@@ -67,31 +67,3 @@ def test_mean_and_sem() -> None:
     assert mean_and_sem(np.array([0.5, 0.5])) == (0.5, 0.0)
     with pytest.raises(ValueError):
         mean_and_sem([])
-
-
-def test_paired_difference_against_a_hand_computed_example() -> None:
-    condition = np.array([[0.5, 0.7], [0.4, 0.6]])  # rows: seeds, columns: test images
-    baseline = np.array([[0.4, 0.4], [0.4, 0.5]])
-    # Differences [[0.1, 0.3], [0.0, 0.1]]; per-seed means 0.2 and 0.05.
-    result = paired_difference(condition, baseline, bootstrap_samples=20000, seed=0)
-    assert result["mean"] == pytest.approx(0.125)
-    assert result["sem"] == pytest.approx(np.std([0.2, 0.05], ddof=1) / np.sqrt(2))  # 0.075
-    # Resampling 2 seeds x 2 images gives nine weightings; their exact distribution puts 6.25% on 0.0 (seed 1,
-    # image 0 twice) and 6.25% on 0.3 (seed 0, image 1 twice), so the 2.5% and 97.5% quantiles are those values.
-    assert (result["ci_low"], result["ci_high"]) == pytest.approx((0.0, 0.3))
-    assert result["excludes_zero"] is False and (result["n_seeds"], result["n_images"]) == (2, 2)
-    # Seeded: the same call gives the same interval.
-    assert paired_difference(condition, baseline, 20000, 0) == result
-
-
-def test_paired_difference_pairs_seeds_and_images() -> None:
-    rng = np.random.default_rng(0)
-    shared = rng.uniform(0.0, 0.8, (3, 40))  # seed and image effects common to both runs
-    result = paired_difference(shared + 0.1, shared, 500, seed=1)
-    # Pairing removes the shared variation entirely: a constant difference has a zero-width interval.
-    assert result["mean"] == pytest.approx(0.1) and result["sem"] == pytest.approx(0.0, abs=1e-12)
-    assert (result["ci_low"], result["ci_high"]) == pytest.approx((0.1, 0.1)) and result["excludes_zero"]
-    worse = paired_difference(shared - 0.02 + rng.normal(0, 0.01, shared.shape), shared, 500, seed=1)
-    assert worse["ci_high"] < 0 and worse["excludes_zero"]
-    with pytest.raises(ValueError, match="equal"):
-        paired_difference(shared, shared[:, :5], 10, 0)

@@ -15,7 +15,7 @@ import yaml
 from dfgan import paper_results
 from dfgan.prepared import save_prepared
 from dfgan.report import REPORT_FILES, build_report, metrics_file, per_image_file
-from dfgan.training_sets import REAL
+from dfgan.training_sets import REAL, uses_synthetic
 from dfgan.synthetic_data import synthetic_path
 from stages import report as report_stage
 
@@ -23,14 +23,18 @@ S = 32
 CONDITIONS = ["real2x", "pix2pix", "dfgan", "dfgan2x"]
 # Fake Dice per condition; classic augmentation adds 0.1 to each. Per image and seed, a shared term is added that
 # pairing must cancel: every paired difference is then exactly the difference of these numbers.
-FAKE_DICE = {REAL: 0.2, "real2x": 0.2, "pix2pix": 0.25, "dfgan": 0.3, "dfgan2x": 0.32}
+FAKE_DICE = {REAL: 0.2, "real2x": 0.2, "real+flip": 0.21, "real+paste": 0.2, "real+paste2x": 0.22, "pix2pix": 0.25,
+             "dfgan": 0.3, "dfgan2x": 0.32}
 SEEDS = (0, 1, 2)
 N_TEST = 4
 AUG_BONUS = {"none": 0.0, "classic": 0.1}
 
 
-def write_inputs(root: Path, sizes: Sequence[int], conditions: Sequence[str]) -> dict[str, Path]:
-    """A prepared set with nested subsets of every size, synthetic sets for every size, and fake metrics JSONs."""
+def write_inputs(
+    root: Path, sizes: Sequence[int], conditions: Sequence[str], gan_seeds: Sequence[int] = (0, 1, 2)
+) -> dict[str, Path]:
+    """A prepared set with nested subsets of every size, synthetic sets for every size, and fake metrics JSONs;
+    U-Net++ seed k of a GAN condition trained on GAN seed ``gan_seeds[k]`` (default: one GAN per seed)."""
     rng = np.random.default_rng(0)
     n_test = N_TEST
     n_rows = max(sizes) + n_test
@@ -61,7 +65,12 @@ def write_inputs(root: Path, sizes: Sequence[int], conditions: Sequence[str]) ->
                 path = metrics_file(seg, size, condition, aug)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 dice = FAKE_DICE[condition] + AUG_BONUS[aug]
-                path.write_text(json.dumps({"dice_mean": dice, "dice_sem": 0.01, "dice_per_seed": [dice] * 3}))
+                gans = list(gan_seeds) if uses_synthetic(condition) else [None] * len(SEEDS)
+                path.write_text(json.dumps({
+                    "dice_mean": dice, "dice_sem": 0.01, "dice_per_seed": [dice] * 3, "seeds": list(SEEDS),
+                    "gan_seed_per_seed": gans, "rounds": 4, "best_round_per_seed": [4, 2, 3],
+                    "optimizer_steps_per_seed": [40, 40, 40], "empty_fraction": 0.25,
+                }))
                 per_image = per_image_file(seg_data, size, condition, aug)
                 per_image.parent.mkdir(parents=True, exist_ok=True)
                 pd.DataFrame(
@@ -75,7 +84,7 @@ def write_inputs(root: Path, sizes: Sequence[int], conditions: Sequence[str]) ->
 def run_report(paths: dict[str, Path], sizes: Sequence[int], conditions: Sequence[str]) -> dict:
     return build_report(
         sizes, conditions, paths["seg"], paths["seg_data"], paths["synthetic"], paths["out"], paths["prepared"], 4,
-        gan_seed=0, bootstrap={"samples": 200, "seed": 0},
+        gan_seed=0, primary="dfgan-classic", level=0.95, min_units=3, fid_weights={"dfgan": 0.01},
     )
 
 
@@ -103,8 +112,8 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
     row_16_yes = next(line for line in markdown.splitlines() if line.startswith("| 16 | yes |"))
     assert row_16_yes.startswith("| 16 | yes | 0.300 ± 0.010 | 0.300 ± 0.010 |") and row_16_yes.endswith("| — | — |")
     delta = by_key[(100, "none")]["delta_vs_real"]["dfgan"]
-    assert delta["mean"] == pytest.approx(0.1) and delta["excludes_zero"] and delta["n_seeds"] == 3
-    assert not by_key[(100, "none")]["delta_vs_real"]["real2x"]["excludes_zero"]
+    assert delta["mean"] == pytest.approx(0.1) and delta["significant"] and delta["n_seeds"] == 3
+    assert not by_key[(100, "none")]["delta_vs_real"]["real2x"]["significant"]
 
     table2 = json.loads((out / "table2.json").read_text())
     assert len(table2["rows"]) == 4 and table2["rows"][0]["synthetic2x"]["mean"] == pytest.approx(0.32)
@@ -127,10 +136,16 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
     assert summary["largest_size"] == 100
     assert summary["dice_at_largest_size"]["real+dfgan-none"] == pytest.approx(0.3)
     assert summary["mean_improvement_over_real"]["dfgan-none"] == pytest.approx(0.5)
-    assert summary["delta_vs_real"]["16"]["real+dfgan2x-classic"]["mean"] == pytest.approx(0.12)
-    assert summary["dfgan_minus_pix2pix"]["100"]["real+dfgan-none"]["ci_low"] == pytest.approx(0.05)
-    assert "100/real+dfgan-none" in summary["intervals_excluding_zero"]["delta_vs_real"]
-    assert "100/real2x-none" not in summary["intervals_excluding_zero"]["delta_vs_real"]
+    contrasts = summary["contrasts"]
+    assert contrasts["16/real+dfgan2x-classic-vs-real"]["mean"] == pytest.approx(0.12)
+    assert contrasts["16/real+dfgan2x-classic-vs-real"]["family"] == "table2"
+    assert contrasts["100/real+dfgan-none-vs-pix2pix"]["ci_low"] == pytest.approx(0.05)
+    assert contrasts["100/real+dfgan-classic-vs-real"]["family"] == "primary"
+    assert contrasts["100/real+dfgan-none-vs-real"]["unit"] == "gan"
+    assert contrasts["100/real2x-none-vs-real"]["unit"] == "seed"
+    assert "100/real+dfgan-none-vs-real" in summary["significant_after_adjustment"]
+    assert "100/real2x-none-vs-real" not in summary["significant_after_adjustment"]
+    assert summary["best_round_last_share"]["16/real-none"] == pytest.approx(1 / 3)
 
     for name in ("fig4_improvement.png", "dice_vs_size.png"):
         assert cv2.imread(str(out / name)) is not None, name
@@ -207,9 +222,49 @@ def test_report_stage_reads_params_and_writes_metrics_report(tmp_path: Path, mon
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params.update(sizes=[16], variants=["dfgan"])
     params["seg"].update(real_conditions=["real"], flipped_variants=[])
-    params["report"].update(sample_count=2, bootstrap_samples=50)
+    params["report"].update(sample_count=2)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     assert paths["prepared"] == tmp_path / "data" / "prepared" and paths["synthetic"] == tmp_path / "data" / "synthetic"
     report_stage.main(["--params", "params.yaml"])
     assert json.loads((tmp_path / "metrics/report/summary.json").read_text())["largest_size"] == 16
     assert (tmp_path / "metrics/report/fig3_samples.png").is_file()
+
+
+def test_one_gan_seed_gives_no_interval_and_no_bold_gan_contrast(tmp_path: Path) -> None:
+    """The demo's design: 2 U-Net++ seeds on 1 GAN. GAN contrasts have 1 replicate: a mean, no interval, never bold;
+    the note says why. Contrasts without a GAN use the U-Net++ seeds (3 here) and keep their interval."""
+    conditions = ["real2x", "real+paste", "dfgan"]
+    paths = write_inputs(tmp_path, [16], conditions, gan_seeds=(0, 0, 0))
+    summary = run_report(paths, [16], conditions)
+    contrasts = summary["contrasts"]
+    gan = contrasts["16/real+dfgan-none-vs-real"]
+    assert gan["n_units"] == 1 and gan["ci_low"] is None and gan["p_adjusted"] is None and not gan["significant"]
+    assert not any("real+dfgan" in key for key in summary["significant_after_adjustment"])
+    assert contrasts["16/real+paste-none-vs-real"]["n_units"] == 3 and contrasts["16/real+paste-none-vs-real"]["ci_low"] is not None
+    table1 = (paths["out"] / "table1.md").read_text()
+    assert "+0.100 (no interval)" in table1 and "**+0.100" not in table1
+    assert "1 GAN seed" in table1 and "never bold" in table1
+    controls = (paths["out"] / "controls.md").read_text()
+    assert "| 16 | no | R + paste (control) | 0.200 ± 0.010 |" in controls
+    assert "R + S (DF-GAN (λ_FID 0.01)): +0.100 (no interval)" in controls  # GAN vs its control, no interval
+    convergence = (paths["out"] / "convergence.md").read_text()
+    assert "| 16 | R | no | 4 | 33% | 4, 2, 3 | 40 | 25% |" in convergence
+
+
+def test_holm_adjusts_within_each_family_and_bold_follows_it(tmp_path: Path) -> None:
+    """Noisy fake data: every bold cell is significant after Holm in its family, and its shown (adjusted)
+    interval excludes 0; the raw interval is never wider than the adjusted one."""
+    paths = write_inputs(tmp_path, [16, 32], CONDITIONS)
+    rng = np.random.default_rng(5)
+    for csv in paths["seg_data"].rglob("per_image.csv"):
+        frame = pd.read_csv(csv)
+        frame["dice"] += rng.normal(0, 0.03, len(frame))
+        frame.to_csv(csv, index=False)
+    summary = run_report(paths, [16, 32], CONDITIONS)
+    families = {d["family"] for d in summary["contrasts"].values()}
+    assert families == {"primary", "table1", "table2"}
+    for key, d in summary["contrasts"].items():
+        assert d["p_adjusted"] >= d["p"] - 1e-12
+        assert d["adjusted_low"] <= d["ci_low"] + 1e-9 and d["adjusted_high"] >= d["ci_high"] - 1e-9
+        assert d["significant"] == (d["adjusted_low"] > 0 or d["adjusted_high"] < 0), key
+        assert d["significant"] == (key in summary["significant_after_adjustment"])
