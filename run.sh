@@ -5,7 +5,9 @@
 #   bash run.sh test  [pytest options]      run the tests
 #
 # Each creates .venv when it is missing and installs requirements.txt into it only when that file changed since the
-# last install (its SHA-256 is kept in .venv/requirements.sha256), so a second run starts at once.
+# last install (its SHA-256 is kept in .venv/requirements.sha256), so a second run starts at once; `test` also installs
+# the test-only requirements-dev.txt (pytest), likewise only when it or requirements.txt changed
+# (.venv/requirements-dev.sha256).
 # The base Python is $PYTHON when set, else python3 on PATH.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -13,6 +15,7 @@ export DVC_NO_ANALYTICS=1
 
 VENV=.venv
 STAMP=$VENV/requirements.sha256
+DEV_STAMP=$VENV/requirements-dev.sha256
 
 say() { echo "run.sh: $*"; }
 die() { echo "run.sh: $*" >&2; exit 1; }
@@ -40,27 +43,57 @@ make_venv() {
     fi
 }
 
-requirements_hash() {
-    "$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' \
-        requirements.txt
+file_hash() {
+    "$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"
 }
 
-ensure_environment() {
+stamp_matches() {  # stamp_matches STAMP_FILE FILE: FILE is unchanged since the install that wrote STAMP_FILE
+    [[ -f $1 && $(<"$1") == "$(file_hash "$2")" ]]
+}
+
+drop_gui_opencv() {
+    # requirements.txt named opencv-python (the GUI build, which needs the system's libGL) before the headless build;
+    # both own the cv2 module, so a .venv that has it loses both and gets the headless one back from requirements.txt.
+    if "$VENV/bin/python" -m pip show -q opencv-python >/dev/null 2>&1; then
+        say "removing opencv-python (GUI build) from $VENV: requirements.txt now has opencv-python-headless"
+        "$VENV/bin/python" -m pip uninstall --disable-pip-version-check -y -q opencv-python opencv-python-headless
+    fi
+}
+
+ensure_environment() {  # ensure_environment repro|test
     # A missing, half-made (no pip) or broken .venv (its base Python removed) is made again from scratch.
     if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-        rm -f "$STAMP"
+        rm -f "$STAMP" "$DEV_STAMP"
         make_venv
     fi
-    local wanted
-    wanted=$(requirements_hash)
-    if [[ -f $STAMP && $(<"$STAMP") == "$wanted" ]]; then
-        say "using $VENV ($("$VENV/bin/python" -V)); requirements.txt unchanged since its last install"
+    local files=(requirements.txt) stale=0
+    stamp_matches "$STAMP" requirements.txt || stale=1
+    if [[ $1 == test ]]; then
+        files+=(requirements-dev.txt)
+        # requirements-dev.txt went in together with requirements.txt; a `repro` that installs requirements.txt
+        # alone removes this stamp, so that the next `test` resolves the two files together again.
+        stamp_matches "$DEV_STAMP" requirements-dev.txt || stale=1
+    fi
+    local names="${files[*]}" changes=changes
+    names=${names// / and }
+    ((${#files[@]} == 1)) || changes="change"
+    if ((!stale)); then
+        say "using $VENV ($("$VENV/bin/python" -V)); $names unchanged since the last install"
         return
     fi
-    say "installing requirements.txt into $VENV (the first time this fetches PyTorch, several GB, and takes minutes)"
-    "$VENV/bin/python" -m pip install --disable-pip-version-check -r requirements.txt
-    echo "$wanted" >"$STAMP"
-    say "installed; later runs skip this step until requirements.txt changes"
+    drop_gui_opencv
+    say "installing $names into $VENV (the first time this fetches PyTorch, several GB, and takes minutes)"
+    local args=() file
+    for file in "${files[@]}"; do args+=(-r "$file"); done
+    # One pip call for both files, so that pytest's own dependencies are resolved together with the pinned ones.
+    "$VENV/bin/python" -m pip install --disable-pip-version-check "${args[@]}"
+    file_hash requirements.txt >"$STAMP"
+    if [[ $1 == test ]]; then
+        file_hash requirements-dev.txt >"$DEV_STAMP"
+    else
+        rm -f "$DEV_STAMP"
+    fi
+    say "installed; later runs skip this step until $names $changes"
 }
 
 command=${1:-}
@@ -68,7 +101,7 @@ command=${1:-}
 [[ $command == repro || $command == test ]] || usage
 shift
 
-ensure_environment
+ensure_environment "$command"
 # As `. .venv/bin/activate` would: the stages' `python -m ...` and the tests' `dvc` calls then use .venv.
 export VIRTUAL_ENV=$PWD/$VENV
 export PATH=$VIRTUAL_ENV/bin:$PATH

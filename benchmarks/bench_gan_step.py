@@ -6,7 +6,9 @@ Networks and losses come from the params file (gan section); the image size, bat
 set per row. Settings: ``fp32``; ``bf16`` (autocast, CUDA only; the FID loss's Inception stays fp32);
 ``bf16-inception`` (bf16, and the Inception too: ``gan.inception_bf16``); ``compiled`` (torch.compile ``default`` of
 G and D, bf16 on CUDA, fp32 on a CPU); ``cudagraphs`` (torch.compile ``reduce-overhead``: G and D replayed as CUDA
-graphs, bf16; CUDA only). The DF-GAN step includes the TF-Inception forward/backward at 299x299 and the FID term.
+graphs, bf16; CUDA only; it fails: benchmarks/RESULTS.md); ``graphs`` (``gan.cuda_graphs``: the whole step - D and G
+updates, FID loss included - captured by hand as one CUDA graph, bf16; CUDA only) and ``graphs-fp32`` (the same in
+float32). The DF-GAN step includes the TF-Inception forward/backward at 299x299 and the FID term.
 Prints seconds per step, steps/s, images/s and the DF-GAN / Pix2Pix step-time ratio of each row; a setting that
 fails prints its error and the others go on.
 """
@@ -23,15 +25,17 @@ from dfgan.inception import load_inception
 from dfgan.runtime import resolve_device
 from dfgan.throughput import device_name, gan_params_for, random_fid_term, time_gan_step
 
-# setting -> (precision, compile mode, Inception in bf16)
+# setting -> (precision, compile mode, Inception in bf16, gan.cuda_graphs)
 SETTINGS = {
-    "fp32": ("fp32", "off", False),
-    "bf16": ("bf16", "off", False),
-    "bf16-inception": ("bf16", "off", True),
-    "compiled": ("bf16", "default", False),
-    "cudagraphs": ("bf16", "reduce-overhead", False),
+    "fp32": ("fp32", "off", False, False),
+    "bf16": ("bf16", "off", False, False),
+    "bf16-inception": ("bf16", "off", True, False),
+    "compiled": ("bf16", "default", False, False),
+    "cudagraphs": ("bf16", "reduce-overhead", False, False),
+    "graphs": ("bf16", "off", False, True),
+    "graphs-fp32": ("fp32", "off", False, True),
 }
-CUDA_ONLY = {"bf16", "bf16-inception", "cudagraphs"}
+CUDA_ONLY = {"bf16", "bf16-inception", "cudagraphs", "graphs", "graphs-fp32"}
 LARGE = 256  # sizes from here on use --repeats-large (seconds per step on a CPU)
 
 
@@ -55,13 +59,13 @@ def main() -> None:
     for size in args.sizes:
         repeats = args.repeats_large if size >= LARGE else args.repeats
         for setting in args.settings:
-            precision, compile_mode, inception_bf16 = SETTINGS[setting]
+            precision, compile_mode, inception_bf16, cuda_graphs = SETTINGS[setting]
             if setting in CUDA_ONLY and device.type != "cuda":
                 print(f"{setting:<14} {size:>5} (CUDA-only: autocast and CUDA graphs need a GPU)")
                 continue
             if device.type != "cuda":
                 precision = "fp32"
-            run_params = gan_params_for(params, size, args.batch, precision, compile_mode, inception_bf16)
+            run_params = gan_params_for(params, size, args.batch, precision, compile_mode, inception_bf16, cuda_graphs)
             seconds = {}
             for variant in ("pix2pix", "dfgan"):
                 try:

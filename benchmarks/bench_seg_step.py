@@ -4,8 +4,9 @@
 
 The model (encoder, decoder widths, batch size) comes from the params file's seg section, built as training builds
 it (channels_last on CUDA). Settings: ``fp32``; ``bf16`` (autocast, CUDA only); ``compiled`` (torch.compile
-``default``, fp32); ``compiled-bf16``; ``cudagraphs`` (torch.compile ``reduce-overhead``, bf16, CUDA only). Prints
-seconds per step, steps/s and images/s; a setting that fails prints its error and the others go on.
+``default``, fp32); ``compiled-bf16``; ``cudagraphs`` (torch.compile ``reduce-overhead``, bf16, CUDA only);
+``graphs`` (``seg.cuda_graphs``: the whole step captured by hand as one CUDA graph, fp32 as training runs; CUDA only).
+Prints seconds per step, steps/s and images/s; a setting that fails prints its error and the others go on.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ from dfgan.config import load_params
 from dfgan.runtime import resolve_device
 from dfgan.throughput import device_name, time_seg_step
 
+# setting -> (precision, compile mode, seg.cuda_graphs)
 SETTINGS = {
-    "fp32": ("fp32", "off"),
-    "bf16": ("bf16", "off"),
-    "compiled": ("fp32", "default"),
-    "compiled-bf16": ("bf16", "default"),
-    "cudagraphs": ("bf16", "reduce-overhead"),
+    "fp32": ("fp32", "off", False),
+    "bf16": ("bf16", "off", False),
+    "compiled": ("fp32", "default", False),
+    "compiled-bf16": ("bf16", "default", False),
+    "cudagraphs": ("bf16", "reduce-overhead", False),
+    "graphs": ("fp32", "off", True),
 }
 
 
@@ -48,12 +51,13 @@ def main() -> None:
     print(f"{'setting':<13} {'size':>5} {'s/step':>8} {'steps/s':>8} {'images/s':>9}")
     for size in args.sizes:
         for setting in args.settings:
-            precision, compile_mode = SETTINGS[setting]
-            if precision == "bf16" and device.type != "cuda":
+            precision, compile_mode, cuda_graphs = SETTINGS[setting]
+            if (precision == "bf16" or cuda_graphs) and device.type != "cuda":
                 print(f"{setting:<13} {size:>5} (CUDA-only: autocast and CUDA graphs need a GPU)")
                 continue
             try:
-                seconds = time_seg_step({**seg, "compile": compile_mode}, size, device, args.repeats, precision)
+                seconds = time_seg_step({**seg, "compile": compile_mode}, size, device, args.repeats, precision,
+                                        cuda_graphs=cuda_graphs)
             except Exception as error:  # one setting failing (a compiler error, say) must not lose the others
                 print(f"{setting:<13} {size:>5} failed: {type(error).__name__}: "
                       f"{str(error).splitlines()[0] if str(error) else ''}", flush=True)

@@ -1,12 +1,18 @@
 """Predicted wall time of a params profile on this device, from a few timed steps of each model kind.
 
     python -m benchmarks.estimate --params params_paper.yaml [--repeats 2]
+    python -m benchmarks.estimate --params params_paper.yaml --from-results results.txt [--per-gpu 4]
 
 Times one GAN step of each variant, one synthesis batch and one U-Net++ step at the profile's image size, batch
 sizes, precision and compile settings (through the code the stages run), multiplies them by the step counts the
 profile implies (GAN: epochs x ceil(N_train / batch) per size, variant and GAN seed; synthesis: plain and flipped
 lesions; U-Net++: rounds x steps per round per size, condition, augmentation and seed) and prints the time per stage
 and in total. Not counted: prepare, the FID statistics, validation, evaluation and the report (minutes at most).
+
+``--from-results FILE`` times nothing: it reads a ``benchmarks/gpu_check.sh`` results file and predicts the profile
+on that GPU from its END-TO-END numbers - whole train_gan stage runs (data, logging, FID evaluation and checkpoints
+included) and the aggregate steps/s of ``--per-gpu K`` such runs sharing the GPU (``CONCURRENT k=K``); U-Net++
+from the step benchmark (:func:`dfgan.throughput.estimate_from_results`). Runs on any machine.
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ from dfgan.config import load_params
 from dfgan.inception import load_inception
 from dfgan.runtime import resolve_device
 from dfgan.throughput import (
-    device_name, planned_work, random_fid_term, time_gan_step, time_seg_step, time_synthesis_batch,
+    device_name, estimate_from_results, parse_gpu_results, planned_work, random_fid_term, time_gan_step,
+    time_seg_step, time_synthesis_batch,
 )
 
 
@@ -27,11 +34,41 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:8.2f} h" if seconds >= 3600 else f"{seconds / 60:8.1f} min"
 
 
-def main() -> None:
+def print_from_results(params_path: str, results_path: str, per_gpu: int) -> float | None:
+    """The profile's table from a results file (see the module docstring); returns the total seconds (None when
+    a stage kind has no measurement)."""
+    params = load_params(params_path)
+    results = parse_gpu_results(open(results_path).read())
+    estimates = estimate_from_results(params, results, per_gpu)
+    print(f"profile {params_path} from {results_path} ({results.device or 'device not named'}): "
+          f"{params['data']['image_size']} px, sizes {params['sizes']}, {per_gpu} GAN run(s) at a time per GPU")
+    print(f"{'stage':<22} {'runs':>5} {'units':>12} {'':<18} {'s/unit':>8} {'predicted':>11}  source")
+    total: float | None = 0.0
+    for estimate in estimates:
+        work, s = estimate.work, estimate.seconds_per_unit
+        if s is None or total is None:
+            total = None
+        else:
+            total += s * work.units
+        shown = f"{s:>8.4f} {hours(s * work.units):>11}" if s is not None else f"{'-':>8} {'-':>11}"
+        print(f"{work.stage:<22} {work.runs:>5} {work.units:>12,} {work.unit:<18} {shown}  {estimate.source}")
+    print(f"{'total (one GPU)':<22} {'':>5} {'':>12} {'':<18} {'':>8} "
+          f"{hours(total) if total is not None else '-':>11}")
+    return total
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--repeats", type=int, default=2, help="timed steps of each kind (after one warm-up)")
-    args = parser.parse_args()
+    parser.add_argument("--from-results", default=None, metavar="FILE",
+                        help="predict from a gpu_check results file's end-to-end numbers instead of timing steps")
+    parser.add_argument("--per-gpu", type=int, default=1, metavar="K",
+                        help="with --from-results: GAN stages sharing one GPU (a CONCURRENT k=K record)")
+    args = parser.parse_args(argv)
+    if args.from_results:
+        print_from_results(args.params, args.from_results, args.per_gpu)
+        return
 
     params = load_params(args.params)
     configure_determinism(runtime_deterministic(params))

@@ -5,7 +5,9 @@ The model, stated plainly:
 - A stage's work is its number of optimiser steps times the cost of one step, in units of one DF-GAN step at
   256x256, batch 16 (= 1). Step costs are ratios of the forward+backward timings measured on a 2-core CPU
   (shared/README.md: DF-GAN step 6.6 s, pix2pix step 4.1 s, U-Net++ resnet34 at 256 3.7 s per 8 images), assumed to
-  carry over to a GPU. GAN: (n_epochs + n_epochs_decay) x ceil(N_train / gan.batch_size) steps, N_train = N less
+  carry over to a GPU - or, with ``--from-results FILE`` (a benchmarks/gpu_check.sh results file), the ratios of
+  the GPU's own step benchmarks (the paper profile's precision and gan.cuda_graphs), and one unit = that GPU's
+  DF-GAN step time. GAN (every variant with an FID loss costs a DF-GAN step): (n_epochs + n_epochs_decay) x ceil(N_train / gan.batch_size) steps, N_train = N less
   its validation images. U-Net++: seeds x rounds x steps per round, the same for every condition under
   seg.schedule: steps (ceil(budget_factor x N_train / batch_size)); one pass over R, R x2, R + S or R + 2S under
   epochs. Forward-only stages (prepare, FID statistics, synthesis, report) count 0:
@@ -17,6 +19,7 @@ The model, stated plainly:
 
     python -m benchmarks.predict_speedup                       # P = 1, 2, 4, 8
     python -m benchmarks.predict_speedup --write-durations logs/durations.json   # seed the runner's priorities
+    python -m benchmarks.predict_speedup --from-results gpu_check_out/results.txt   # the GPU's measured ratios
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import yaml
 
 from dfgan.parallel import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
 from dfgan.segmentation import make_schedule
+from dfgan.throughput import gpu_cost_ratios, parse_gpu_results
 from dfgan.training_sets import parse_condition
 from dfgan.splits import validation_count
 from tests.pipeline_repo import PROJECT_ROOT, make_pipeline_repo
@@ -46,8 +50,13 @@ SEG_STEP_PER_IMAGE = 3.7 / 8 / DFGAN_STEP  # U-Net++ resnet34 at 256: 3.7 s per 
 _MATRIX = re.compile(r"^(?P<kind>[a-z][a-z0-9_]*)@(?P<size>\d+)-(?P<rest>.+)$")
 
 
-def stage_cost(name: str, params: dict[str, Any]) -> tuple[str, float]:
-    """(kind, work in DF-GAN-step units) of one stage of the paper DAG."""
+CPU_COSTS = {"pix2pix": PIX2PIX_STEP, "seg_per_image": SEG_STEP_PER_IMAGE}
+
+
+def stage_cost(name: str, params: dict[str, Any], costs: dict[str, Any] | None = None) -> tuple[str, float]:
+    """(kind, work in DF-GAN-step units) of one stage of the paper DAG; ``costs`` (default: the CPU ratios) holds
+    ``pix2pix`` (a pix2pix step / a DF-GAN step) and ``seg_per_image`` (a U-Net++ step per image / a DF-GAN step)."""
+    costs = costs or CPU_COSTS
     match = _MATRIX.match(name)
     if match is None:
         return name, 0.0
@@ -56,15 +65,16 @@ def stage_cost(name: str, params: dict[str, Any]) -> tuple[str, float]:
     if kind == "train_gan":  # train_gan@<size>-<variant>-<seed>
         gan = params["gan"]
         steps = (gan["n_epochs"] + gan["n_epochs_decay"]) * math.ceil(n_train / gan["batch_size"])
-        return f"train_gan ({tokens[0]})", steps * (1.0 if tokens[0] == "dfgan" else PIX2PIX_STEP)
+        return f"train_gan ({tokens[0]})", steps * (costs["pix2pix"] if tokens[0] == "pix2pix" else 1.0)
     if kind in ("seg_real", "seg_synth", "seg_synth2x"):  # seg_real@<size>-<condition>-<aug>, seg_synth*@<size>-<variant>-<aug>
         seg = params["seg"]
         condition = tokens[0] + ("2x" if kind == "seg_synth2x" else "")
         parsed = parse_condition(condition)
         schedule = make_schedule(seg, n_train)
-        per_round = schedule.steps_per_round or math.ceil(n_train * (parsed.real_copies + parsed.copies) / seg["batch_size"])
+        images = n_train * (parsed.real_copies + parsed.copies + len(parsed.extra_parts))
+        per_round = schedule.steps_per_round or math.ceil(images / seg["batch_size"])
         steps = len(seg["seeds"]) * schedule.rounds * per_round
-        return f"{kind} ({condition})", steps * seg["batch_size"] * SEG_STEP_PER_IMAGE
+        return f"{kind} ({condition})", steps * seg["batch_size"] * costs["seg_per_image"]
     return kind, 0.0
 
 
@@ -84,9 +94,22 @@ def main() -> None:
                              "the 250,000 steps of a size-2000 model; real runs take longer, the ratios hold)")
     parser.add_argument("--write-durations", type=Path, default=None,
                         help="write the modelled durations (seconds) where the runner reads them")
+    parser.add_argument("--from-results", type=Path, default=None, metavar="FILE",
+                        help="a gpu_check results file: its GPU step costs (ratios and the DF-GAN step time as the "
+                             "unit) instead of the CPU ratios and --hours-per-unit")
     args = parser.parse_args()
     graph, params = paper_graph()
-    costs = {name: stage_cost(name, params) for name in graph.order}
+    ratios = None
+    if args.from_results:
+        ratios = gpu_cost_ratios(parse_gpu_results(args.from_results.read_text()), bool(params["gan"]["amp"]),
+                                 bool(params["gan"]["cuda_graphs"]))
+        if ratios is None:
+            print(f"{args.from_results}: no GAN and U-Net++ step benchmarks in it: using the CPU ratios")
+        else:
+            args.hours_per_unit = ratios["dfgan_seconds"] / 3600
+            print(f"step costs from {args.from_results} ({ratios['setting']}): pix2pix {ratios['pix2pix']:.3f}, "
+                  f"U-Net++ per image {ratios['seg_per_image']:.4f} DF-GAN steps")
+    costs = {name: stage_cost(name, params, ratios) for name in graph.order}
     work = {name: cost for name, (_, cost) in costs.items()}
     by_kind: dict[str, list[float]] = defaultdict(list)
     for kind, cost in costs.values():

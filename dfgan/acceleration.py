@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -96,9 +96,132 @@ def channels_last_input(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
-def adam(parameters: Any, device: torch.device, **options: Any) -> torch.optim.Adam:
+def adam(parameters: Any, device: torch.device, capturable: bool = False, **options: Any) -> torch.optim.Adam:
     """Adam with the fused CUDA kernel on a GPU (one launch for all parameters); the default loop on a CPU,
-    whose arithmetic (and so every CPU result and resume) stays as it was."""
-    if device.type == "cuda":
+    whose arithmetic (and so every CPU result and resume) stays as it was.
+
+    ``capturable`` (CUDA only, for :class:`CapturedStep`): ``Adam(capturable=True)`` with the learning rate as a
+    device tensor, so that a CUDA graph replays the step with the current rate (an LR scheduler fills that tensor in
+    place; a float would be baked into the graph)."""
+    if device.type == "cuda" and capturable:
+        options["capturable"] = True
+        options["lr"] = torch.tensor(float(options.get("lr", 1e-3)), dtype=torch.float32, device=device)
+    elif device.type == "cuda":
         options["fused"] = True
     return torch.optim.Adam(parameters, **options)
+
+
+def learning_rate(optimizer: torch.optim.Optimizer) -> float:
+    """The first group's learning rate as a float (a device tensor under ``capturable``: read once, a sync)."""
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def restore_capturable_lr(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """After ``load_state_dict`` (which puts the saved values, read onto the CPU, into the param groups): the
+    learning rate back into a device tensor for a capturable optimizer. Call before any graph is captured."""
+    for group in optimizer.param_groups:
+        if group.get("capturable"):
+            group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Whole-step CUDA graphs
+
+_NOTICES: set[str] = set()
+
+
+def notice_once(message: str) -> None:
+    """Print ``message`` the first time this process asks (an option ignored, a capture that fell back)."""
+    if message not in _NOTICES:
+        _NOTICES.add(message)
+        print(message, flush=True)
+
+
+def cuda_graphs_wanted(requested: bool, device: torch.device, key: str, blockers: dict[str, bool] | None = None) -> bool:
+    """Whether a run replays its training step as a CUDA graph: ``key`` (e.g. ``gan.cuda_graphs``) asked for it,
+    the device is CUDA and nothing in ``blockers`` (reason -> blocks) is true. Otherwise one printed line says why
+    the option is ignored (nothing is printed when it was not asked for)."""
+    if not requested:
+        return False
+    if device.type != "cuda":
+        reasons = [f"CUDA graphs need a CUDA device (running on {device.type})"]
+    else:
+        reasons = [reason for reason, blocks in (blockers or {}).items() if blocks]
+    if reasons:
+        notice_once(f"{key}: ignored, {'; '.join(reasons)}")
+        return False
+    return True
+
+
+class CapturedStep:
+    """A training step replayed as ONE CUDA graph (``torch.cuda.graph``): one launch instead of hundreds.
+
+    ``step(*inputs)`` runs a whole optimisation step (forward, losses, backward, optimizer step) on tensors already
+    on the GPU and returns its outputs (tensors, or a tuple/dict of them). The first ``warmup`` calls run it eagerly
+    on a side stream - real training steps, which also settle cuDNN's autotuning, the optimizer state and cuBLAS
+    workspaces; the next call captures it on static copies of its inputs and every call from then on copies its
+    inputs into those buffers and replays the graph. Requirements, as for any CUDA graph: static shapes (a call
+    whose inputs differ in shape or dtype from the captured ones - a short last batch - runs eagerly), no host
+    synchronisation and no CPU tensors inside ``step``, capturable optimizers (:func:`adam` ``capturable=True``),
+    autocast with ``cache_enabled=False``, and gradients set to None at the start of each update (``zero_grad``), so
+    that the graph owns its gradient buffers. Random numbers (dropout) come from the default CUDA generator, which
+    graphs advance as eager code does.
+
+    The outputs of a replay are the graph's own buffers, overwritten by the next replay: copy what must outlive it.
+    If the capture fails (an operation that cannot be captured), one line is printed and the step stays eager.
+    """
+
+    def __init__(self, step: Callable[..., Any], name: str, warmup: int = 3) -> None:
+        self.step, self.name, self.warmup = step, name, int(warmup)
+        self.calls = 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_inputs: tuple[torch.Tensor, ...] = ()
+        self.static_outputs: Any = None
+        self.failed = False
+
+    @property
+    def captured(self) -> bool:
+        return self.graph is not None
+
+    def _matches(self, inputs: tuple[torch.Tensor, ...]) -> bool:
+        return len(inputs) == len(self.static_inputs) and all(
+            a.shape == b.shape and a.dtype == b.dtype for a, b in zip(inputs, self.static_inputs)
+        )
+
+    def __call__(self, *inputs: torch.Tensor) -> Any:
+        if self.failed or (self.graph is not None and not self._matches(inputs)):
+            return self.step(*inputs)
+        if self.graph is None:
+            if self.calls < self.warmup:
+                self.calls += 1
+                side = torch.cuda.Stream()
+                side.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side):
+                    outputs = self.step(*inputs)
+                torch.cuda.current_stream().wait_stream(side)
+                return outputs
+            if not self._capture(inputs):
+                return self.step(*inputs)
+            return self.static_outputs  # the capture's inputs are this call's: replayed once in _capture
+        for static, tensor in zip(self.static_inputs, inputs):
+            static.copy_(tensor, non_blocking=True)
+        self.graph.replay()
+        return self.static_outputs
+
+    def _capture(self, inputs: tuple[torch.Tensor, ...]) -> bool:
+        self.static_inputs = tuple(tensor.clone() for tensor in inputs)
+        torch.cuda.synchronize()
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph):
+                outputs = self.step(*self.static_inputs)
+        except Exception as error:  # e.g. an op that synchronises or copies from host memory: stay eager
+            first_line = str(error).splitlines()[0] if str(error) else ""
+            notice_once(f"[{self.name}] CUDA graph capture failed ({type(error).__name__}: {first_line}): "
+                        f"the step runs eagerly")
+            self.failed, self.static_inputs = True, ()
+            torch.cuda.synchronize()
+            return False
+        self.graph, self.static_outputs = graph, outputs
+        graph.replay()  # capturing records the work without doing it: this call's step happens here
+        return True

@@ -176,7 +176,10 @@ def draw_batch_classic(
         apply = (torch.rand(batch, generator=generator, device=device) < elastic_p).float()
         noise = torch.rand((batch, 2, out_h, out_w), generator=generator, device=device) * 2 - 1
         field = smooth_noise(noise, float(params_aug["elastic_sigma"]))
-        scale_xy = torch.tensor([alpha / out_w, alpha / out_h], device=device).view(1, 2, 1, 1)
+        # Filled on the device (torch.tensor([...], device=...) would copy from host memory per batch): the same
+        # float32 values.
+        scale_xy = torch.full((1, 2, 1, 1), alpha / out_w, device=device)
+        scale_xy[:, 1] = alpha / out_h
         displacement = (field * scale_xy * apply.view(batch, 1, 1, 1)).permute(0, 2, 3, 1)
     return BatchDraw(flip=flip, angle=angle, crop=crop, displacement=displacement)
 

@@ -1,5 +1,9 @@
 """GAN training checkpoints: the run's fingerprint, atomic saves, and exact restores (weights, optimisers,
-schedulers, gradient scalers and the RNG state), so that a resumed run ends with an uninterrupted run's weights."""
+schedulers, gradient scalers and the RNG state), so that a resumed run ends with an uninterrupted run's weights.
+
+A checkpoint is written at the end of an epoch - every ``gan.checkpoint_every`` epochs, the last one, and (with
+``gan.checkpoint_minutes``) the first epoch end that many minutes after the previous checkpoint - so a resume always
+starts a whole epoch, whose batch order and jitter come from a generator seeded by (seed, epoch)."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from dfgan.acceleration import restore_capturable_lr
 from dfgan.prepared import ImageSet
 
 if TYPE_CHECKING:
@@ -95,6 +100,8 @@ def restore_checkpoint(models: GanModels, state: dict[str, Any], device: torch.d
     models.opt_D.load_state_dict(state["opt_D"])
     models.sched_G.load_state_dict(state["sched_G"])
     models.sched_D.load_state_dict(state["sched_D"])
+    for optimizer in (models.opt_G, models.opt_D):  # CUDA graphs: the rate back into a device tensor
+        restore_capturable_lr(optimizer, device)
     for scaler, key in ((models.scaler_G, "scaler_G"), (models.scaler_D, "scaler_D")):
         if state[key]:  # empty when the saving run had no fp16 scaling (e.g. it ran on a CPU)
             scaler.load_state_dict(state[key])

@@ -33,13 +33,14 @@ from torch import nn
 from tqdm import tqdm
 
 from dfgan.acceleration import (
-    adam, channels_last_input, check_compile_mode, compile_in_place, configure_determinism, prefer_channels_last,
-    runtime_deterministic,
+    CapturedStep, adam, channels_last_input, check_compile_mode, compile_in_place, configure_determinism,
+    cuda_graphs_wanted, learning_rate, prefer_channels_last, restore_capturable_lr, runtime_deterministic,
 )
 from dfgan.checkpoints import (
     checkpoint_state, load_checkpoint, restore_checkpoint, run_fingerprint, save_checkpoint,
 )
-from dfgan.fid import FIDLoss, frechet_distance, load_stats, train_stats_path
+from dfgan.config import variant_lambda_fid
+from dfgan.fid import FIDLoss, batch_mean_and_factor, frechet_distance, load_stats, train_stats_path
 from dfgan.imaging import outline, save_grid, unit_to_uint8
 from dfgan.inception import load_inception
 from dfgan.networks import GANLoss, build_discriminator, build_generator, set_requires_grad, unet_depth
@@ -51,6 +52,9 @@ from dfgan.training_log import TrainingLog, open_live
 GENERATOR_FILE = "generator.pt"
 GENERATOR_SPEC_FILE = "generator.json"
 SAMPLES_FILE = "samples.png"
+# The progress bar's loss postfix is read from the device every this many steps (a host sync each time; none when
+# the bar is off, as in DVC runs); the per-epoch means are read once per epoch.
+PROGRESS_EVERY = 50
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -90,6 +94,7 @@ class GanSettings:
     amp_dtype: str
     inception_bf16: bool  # the FID loss's Inception under bf16 autocast (CUDA with amp only); fp32 otherwise
     compile: str  # off | default | reduce-overhead | max-autotune
+    cuda_graphs: bool  # replay each training step as one CUDA graph (CUDA only; ignored with a printed line on CPU)
     device: str
     seed: int
     sample_count: int
@@ -112,8 +117,7 @@ class GanSettings:
             seed=int(seed),
             image_size=int(params["data"]["image_size"]),
             eigen_floor=float(params["fid"]["eigen_floor"]),
-            # The baseline: pix2pix has no FID term whatever gan.lambda_fid says.
-            lambda_fid=0.0 if variant == "pix2pix" else float(gan["lambda_fid"]),
+            lambda_fid=variant_lambda_fid(gan, variant),
             compile=check_compile_mode(gan["compile"]),
         )
         return cls(**values)
@@ -206,15 +210,15 @@ def paired_jitter(
     """
     n, _, size, _ = targets.shape
     # Draw every random number whether or not it is used, so the stream does not depend on the settings' branches.
-    offsets = torch.randint(0, 1 << 30, (n, 2), generator=generator)
-    flips = torch.rand(n, generator=generator) < 0.5
+    # Drawn where the generator lives (the data's device, see epoch_generator): no copy and no host sync.
+    offsets = torch.randint(0, 1 << 30, (n, 2), generator=generator, device=generator.device)
+    flips = torch.rand(n, generator=generator, device=generator.device) < 0.5
     load = int(round(size * load_scale))
     if load > size:
         targets = F.interpolate(targets, size=(load, load), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
         masks = F.interpolate(masks, size=(load, load), mode="nearest")
-        corners = (offsets % (load - size + 1)).tolist()
-        targets = torch.stack([targets[i, :, oy : oy + size, ox : ox + size] for i, (oy, ox) in enumerate(corners)])
-        masks = torch.stack([masks[i, :, oy : oy + size, ox : ox + size] for i, (oy, ox) in enumerate(corners)])
+        corners = (offsets % (load - size + 1)).to(targets.device)
+        targets, masks = crop_batch(targets, corners, size), crop_batch(masks, corners, size)
     if flip:
         flip_mask = flips.to(targets.device).view(n, 1, 1, 1)
         targets = torch.where(flip_mask, targets.flip(-1), targets)
@@ -222,10 +226,26 @@ def paired_jitter(
     return targets, masks
 
 
-def epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """A CPU generator for one epoch's batch order and jitter, seeded by (seed, epoch) so a resume replays it."""
+def crop_batch(batch: torch.Tensor, corners: torch.Tensor, size: int) -> torch.Tensor:
+    """(n, C, L, L) -> (n, C, size, size): sample i cut at its own top-left corner ``corners[i] = (y, x)``.
+
+    Two gathers on the tensors' device (no per-sample Python loop, no host sync); the very values of slicing."""
+    n, channels, height, width = batch.shape
+    steps = torch.arange(size, device=batch.device)
+    rows = (corners[:, 0:1] + steps).view(n, 1, size, 1).expand(n, channels, size, width)
+    batch = batch.gather(2, rows)
+    cols = (corners[:, 1:2] + steps).view(n, 1, 1, size).expand(n, channels, size, size)
+    return batch.gather(3, cols)
+
+
+def epoch_generator(seed: int, epoch: int, device: torch.device | str = "cpu") -> torch.Generator:
+    """The generator of one epoch's batch order and jitter, seeded by (seed, epoch) so a resume replays it.
+
+    It lives on ``device``, the training data's: on a GPU the order and the jitter are drawn there (no copy per
+    batch, no sync); on a CPU it is the CPU generator it always was, so CPU results are unchanged. A GPU draws
+    other numbers from the same seed than a CPU (a GPU run is exact for its own device, not across devices)."""
     state = np.random.SeedSequence([seed, epoch]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state) & ((1 << 63) - 1))
+    return torch.Generator(device=device).manual_seed(int(state) & ((1 << 63) - 1))
 
 
 def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
@@ -237,7 +257,7 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterat
     """
     if n < batch_size:
         raise ValueError(f"{n} training images cannot fill a batch of {batch_size}: lower gan.batch_size")
-    order = torch.randperm(n, generator=generator)
+    order = torch.randperm(n, generator=generator, device=generator.device)
     for start in range(0, n, batch_size):
         batch = order[start : start + batch_size]
         if len(batch) < batch_size:
@@ -262,15 +282,16 @@ class GanModels:
     gan_loss: GANLoss
 
 
-def build_models(s: GanSettings, device: torch.device) -> GanModels:
-    """G, D (channels_last on CUDA, compiled when ``gan.compile`` asks), their Adam optimisers (fused on CUDA),
-    linear-decay schedulers and (fp16 only) gradient scalers."""
+def build_models(s: GanSettings, device: torch.device, capturable: bool = False) -> GanModels:
+    """G, D (channels_last on CUDA, compiled when ``gan.compile`` asks), their Adam optimisers (fused on CUDA;
+    ``capturable`` for CUDA graphs, see :func:`gan_cuda_graphs`), linear-decay schedulers and (fp16 only) gradient
+    scalers."""
     generator = build_generator(s.image_size, s.in_channels, s.ngf, 1, s.norm, s.dropout, s.init_gain).to(device)
     discriminator = build_discriminator(s.in_channels + 1, s.ndf, s.n_layers_d, s.norm, s.init_gain).to(device)
     for net in (generator, discriminator):
         compile_in_place(prefer_channels_last(net, device), s.compile)
-    opt_G = adam(generator.parameters(), device, lr=s.lr, betas=(s.beta1, s.beta2))
-    opt_D = adam(discriminator.parameters(), device, lr=s.lr, betas=(s.beta1, s.beta2))
+    opt_G = adam(generator.parameters(), device, capturable, lr=s.lr, betas=(s.beta1, s.beta2))
+    opt_D = adam(discriminator.parameters(), device, capturable, lr=s.lr, betas=(s.beta1, s.beta2))
     decay = linear_decay(s.n_epochs, s.n_epochs_decay)
     scaling = autocast_dtype(s, device) == torch.float16  # bf16 has fp32's range: no loss scaling needed
     return GanModels(
@@ -296,29 +317,97 @@ def autocast_dtype(s: GanSettings, device: torch.device) -> torch.dtype | None:
     return dtypes[s.amp_dtype]
 
 
-def autocast_context(s: GanSettings, device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+def autocast_context(
+    s: GanSettings, device: torch.device, cache_enabled: bool = True
+) -> Callable[[], contextlib.AbstractContextManager]:
+    """Autocast as the settings ask, or nothing. ``cache_enabled=False`` inside a CUDA graph (the cast weights must
+    not be cached across a capture); the values are the same either way."""
     dtype = autocast_dtype(s, device)
     if dtype is None:
         return contextlib.nullcontext
-    return lambda: torch.autocast(device_type=device.type, dtype=dtype)
+    return lambda: torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache_enabled)
+
+
+# Tr(M^1/2) without an eigensolver, for CUDA graphs: the coupled Newton-Schulz iteration on M shifted by
+# SHIFT x |M|_F, so that a round-off eigenvalue just below 0 cannot make it diverge (M is a Gram matrix B^T B, whose
+# eigenvalues round-off keeps above -n eps |M|, about -4e-15 |M| at n = 16); eigenvalues down to SHIFT x |M|_F
+# converge within the iterations (about 37 to reach 1/2, then quadratically); smaller ones add at most
+# sqrt(SHIFT x |M|_F) each, as does the shift.
+NEWTON_SCHULZ_ITERATIONS = 48
+NEWTON_SCHULZ_SHIFT = 1e-13
+
+
+def trace_sqrt_psd(matrix: torch.Tensor, iterations: int = NEWTON_SCHULZ_ITERATIONS,
+                   shift: float = NEWTON_SCHULZ_SHIFT) -> torch.Tensor:
+    """Tr(M^1/2) of a symmetric positive semi-definite (n, n) matrix by matrix products only (differentiable by
+    autograd, no host synchronisation: capturable in a CUDA graph, unlike ``torch.linalg.eigvalsh``, whose CUDA
+    kernel checks its error code on the host). An eigenvalue below -SHIFT x |M|_F makes it diverge: pass a Gram
+    matrix (:func:`sync_free_fid`)."""
+    n = matrix.shape[-1]
+    eye = torch.eye(n, dtype=matrix.dtype, device=matrix.device)
+    norm = matrix.square().sum().sqrt().clamp_min(torch.finfo(matrix.dtype).tiny)
+    scale = norm * (1.0 + shift)
+    y = (matrix + (shift * norm) * eye) / scale  # eigenvalues in [shift / (1 + shift), 1]
+    z = eye
+    for _ in range(iterations):
+        t = 0.5 * (3.0 * eye - z @ y)
+        y, z = y @ t, t @ z
+    return scale.sqrt() * torch.diagonal(y).sum()
+
+
+def covariance_root(sigma: torch.Tensor) -> torch.Tensor:
+    """C with C C^T = sigma (negative round-off eigenvalues set to 0), once per run: an eigensolve, a host sync."""
+    eigenvalues, eigenvectors = torch.linalg.eigh(sigma)
+    return eigenvectors * eigenvalues.clamp_min(0).sqrt()
+
+
+def sync_free_fid(fid_loss: FIDLoss, features: torch.Tensor, sigma_root: torch.Tensor | None = None) -> torch.Tensor:
+    """:class:`dfgan.fid.FIDLoss` of (n, d) features with n <= d, its eigenvalue square roots summed by
+    :func:`trace_sqrt_psd` instead of ``eigvalsh``: the same value to float tolerance, with no host sync (the CUDA
+    graph of a DF-GAN step). L^T C_r L is formed as the Gram matrix B^T B, B = C^T L with C C^T = C_r
+    (``sigma_root``, :func:`covariance_root` of the real covariance; computed here when not given), so it is
+    positive semi-definite by construction. Eigenvalues below ``fid.eigen_floor`` count here (each adds at most its
+    square root)."""
+    if features.shape[0] > features.shape[1]:
+        raise ValueError("the sync-free FID needs a batch no larger than the feature dimension")
+    root = covariance_root(fid_loss.sigma) if sigma_root is None else sigma_root
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        mean, factor = batch_mean_and_factor(features.to(torch.float64), fid_loss.eigen_floor)
+        diff = fid_loss.mu - mean
+        projected = root.T @ factor
+        gram = projected.T @ projected
+        gram = 0.5 * (gram + gram.T)
+        fid = diff.dot(diff) + torch.trace(fid_loss.sigma) + (factor * factor).sum() - 2.0 * trace_sqrt_psd(gram)
+    return fid.to(features.dtype)
 
 
 class FidTerm:
     """The FID loss of a generated batch: Inception features -> Fréchet distance to the real training statistics.
 
     ``bf16_features``: the Inception forward (and backward) under bfloat16 autocast; the features come back in
-    float32 and the Fréchet distance is computed as always (float64 eigenproblem)."""
+    float32 and the Fréchet distance is computed as always (float64 eigenproblem). ``sync_free``: the distance by
+    :func:`sync_free_fid` (CUDA graphs); otherwise by ``eigvalsh``, which on a GPU waits for the device once per
+    call (its error check): the one host sync left in an eager DF-GAN step."""
 
-    def __init__(self, extractor: nn.Module, fid_loss: FIDLoss, bf16_features: bool = False) -> None:
+    def __init__(
+        self, extractor: nn.Module, fid_loss: FIDLoss, bf16_features: bool = False, sync_free: bool = False
+    ) -> None:
         self.extractor = extractor
         self.fid_loss = fid_loss
         self.options = {"bf16": True} if bf16_features else {}
+        self.sync_free = sync_free
+        self.sigma_root = covariance_root(fid_loss.sigma) if sync_free else None  # once, before any capture
+
+    def distance(self, features: torch.Tensor) -> torch.Tensor:
+        if self.sync_free:
+            return sync_free_fid(self.fid_loss, features, self.sigma_root)
+        return self.fid_loss(features)
 
     def __call__(self, fake: torch.Tensor, differentiable: bool) -> torch.Tensor:
         if differentiable:
-            return self.fid_loss(self.extractor(fake, **self.options))
+            return self.distance(self.extractor(fake, **self.options))
         with torch.no_grad():
-            return self.fid_loss(self.extractor(fake.detach(), **self.options))
+            return self.distance(self.extractor(fake.detach(), **self.options))
 
 
 def fid_term_for(s: GanSettings, extractor: nn.Module, fid_loss: FIDLoss, device: torch.device) -> FidTerm:
@@ -334,11 +423,25 @@ def train_step(
     fid_term: FidTerm | None,
     autocast: Callable[[], contextlib.AbstractContextManager],
     monitor_fid: bool = False,
-) -> dict[str, float]:
-    """One pix2pix iteration (D, then G) with the optional FID term; returns the losses as floats.
+) -> dict[str, torch.Tensor]:
+    """One pix2pix iteration (D, then G) with the optional FID term; returns the losses as detached 0-d tensors
+    on the device (reading them is a host sync: the training loop does it once per epoch).
 
     ``monitor_fid`` computes the batch FID as a value only (used for the baseline at evaluation epochs).
     """
+    return _train_step(models, x, y, s, fid_term, autocast, monitor_fid)[0]
+
+
+def _train_step(
+    models: GanModels,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    s: GanSettings,
+    fid_term: FidTerm | None,
+    autocast: Callable[[], contextlib.AbstractContextManager],
+    monitor_fid: bool = False,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """:func:`train_step`, also returning G(x) of the step (detached)."""
     G, D, gan_loss = models.generator, models.discriminator, models.gan_loss
     with autocast():
         fake = G(x)
@@ -373,14 +476,64 @@ def train_step(
     set_requires_grad(D, True)
 
     losses = {
-        "loss_D": loss_D.item(),
-        "loss_G_GAN": loss_G_GAN.item(),
-        "loss_G_L1": loss_G_L1.item(),
-        "loss_G": loss_G.item(),
+        "loss_D": loss_D.detach(),
+        "loss_G_GAN": loss_G_GAN.detach(),
+        "loss_G_L1": loss_G_L1.detach(),
+        "loss_G": loss_G.detach(),
     }
     if loss_FID is not None:
-        losses["loss_FID"] = loss_FID.item()
-    return losses
+        losses["loss_FID"] = loss_FID.detach()
+    return losses, fake.detach()
+
+
+def gan_cuda_graphs(s: GanSettings, device: torch.device) -> bool:
+    """Whether this run replays its steps as CUDA graphs (``gan.cuda_graphs``): on CUDA, when nothing blocks it;
+    otherwise the option is ignored with one printed line. Blockers: torch.compile (its own graphs and guards),
+    float16 autocast (the gradient scaler reads its inf check on the host) and deterministic algorithms (the FID
+    Inception's deterministic resize builds its weights on the CPU and copies them per call)."""
+    blockers = {
+        f"gan.compile is {s.compile}": s.compile != "off",
+        "float16 autocast scales gradients with a host check": autocast_dtype(s, device) == torch.float16,
+        "runtime.deterministic: the FID Inception's deterministic resize copies host tensors per call":
+            s.uses_fid_loss and torch.are_deterministic_algorithms_enabled(),
+    }
+    return cuda_graphs_wanted(s.cuda_graphs, device, "gan.cuda_graphs", blockers)
+
+
+class GanStep:
+    """The training step of a run, eager or (``graphs``) replayed as one CUDA graph: ``step(x, y, monitor_fid)``
+    -> the losses as detached 0-d device tensors (:func:`train_step`'s).
+
+    With graphs, the whole step - G forward, D update, G update with the FID term (:func:`sync_free_fid`) - is one
+    graph (:class:`dfgan.acceleration.CapturedStep`, after 3 eager warm-up steps). The baseline's monitored batch
+    FID (``monitor_fid``, evaluation epochs only) is computed eagerly from the graph's G(x), as the eager step does.
+    The returned losses are copies, safe from the next replay."""
+
+    def __init__(self, models: GanModels, s: GanSettings, fid_term: FidTerm | None, device: torch.device,
+                 graphs: bool = False) -> None:
+        self.models, self.s, self.fid_term = models, s, fid_term
+        self.autocast = autocast_context(s, device)
+        self.captured: CapturedStep | None = None
+        if graphs:
+            graph_fid = None if fid_term is None else FidTerm(
+                fid_term.extractor, fid_term.fid_loss, bool(fid_term.options), sync_free=True)
+            graph_autocast = autocast_context(s, device, cache_enabled=False)
+            self.captured = CapturedStep(
+                lambda x, y: _train_step(models, x, y, s, graph_fid, graph_autocast), name="gan.cuda_graphs")
+
+    @property
+    def graphs_used(self) -> bool:
+        """Whether the steps replay as a CUDA graph (False when the capture failed or never happened)."""
+        return self.captured is not None and self.captured.captured
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, monitor_fid: bool = False) -> dict[str, torch.Tensor]:
+        if self.captured is None:
+            return train_step(self.models, x, y, self.s, self.fid_term, self.autocast, monitor_fid)
+        losses, fake = self.captured(x, y)
+        losses = dict(losses)
+        if monitor_fid and self.fid_term is not None and len(fake) >= 2 and not self.s.uses_fid_loss:
+            losses["loss_FID"] = self.fid_term(fake, differentiable=False)
+        return {name: value.clone() for name, value in losses.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -517,6 +670,11 @@ def _mean(values: list[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def _clock() -> float:
+    """Seconds for ``gan.checkpoint_minutes`` (a function, so that tests can fake the clock)."""
+    return time.monotonic()
+
+
 def train_gan(
     prepared_dir: str | Path,
     size: int,
@@ -556,10 +714,10 @@ def train_gan(
     batch_size = s.batch_size
 
     # Models, the frozen feature extractor and the FID loss against the real training statistics.
-    models = build_models(s, device)
+    graphs = gan_cuda_graphs(s, device)
+    models = build_models(s, device, capturable=graphs)
     extractor = extractor if extractor is not None else load_inception(device, params["fid"]["inception_path"])
     fid_term = fid_term_for(s, extractor, FIDLoss(real.mu, real.sigma, s.eigen_floor).to(device), device)
-    autocast = autocast_context(s, device)
 
     # Resume only a run of this very configuration.
     fingerprint = run_fingerprint(s, size, data, stats_path)
@@ -570,6 +728,7 @@ def train_gan(
         start_epoch, steps, seconds_before, history = state["epoch"], state["steps"], state["seconds"], state["history"]
         print(f"[train_gan] {model_name(size, variant, seed)}: resuming after epoch {start_epoch} of {s.total_epochs}")
     del state
+    step = GanStep(models, s, fid_term, device, graphs)  # after the restore: a graph captures the restored state
 
     shutil.rmtree(out_dir, ignore_errors=True)
     shutil.rmtree(live_dir, ignore_errors=True)  # the history is replayed from the checkpoint
@@ -586,39 +745,50 @@ def train_gan(
         disable=progress_disabled(),
     )
     started = time.perf_counter()
+    # gan.checkpoint_minutes: also checkpoint at the end of the first epoch that ends that long after the last
+    # checkpoint (or this process's start). At epoch ends only, so a resume replays whole epochs exactly as ever.
+    minutes = params["gan"].get("checkpoint_minutes")
+    checkpoint_seconds = None if minutes is None else 60.0 * float(minutes)
+    last_checkpoint = _clock()
     record: dict[str, float] = history[-1] if history else {}
     for epoch in range(start_epoch + 1, s.total_epochs + 1):
         models.generator.train()
         models.discriminator.train()
-        lr = models.opt_G.param_groups[0]["lr"]
+        lr = learning_rate(models.opt_G)  # a float; a device tensor under CUDA graphs (one sync per epoch)
         monitor_fid = not s.uses_fid_loss and s.is_eval_epoch(epoch)
-        sums: dict[str, list[float]] = {}
-        generator = epoch_generator(s.seed, epoch)
+        names: list[str] = []
+        step_losses: list[torch.Tensor] = []  # one (n_losses,) device tensor per step: no host sync in the loop
+        generator = epoch_generator(s.seed, epoch, device)
         for batch in epoch_batches(len(data), batch_size, generator):
-            rows = batch.to(device)
+            rows = batch.to(device)  # already there: the order is drawn on the data's device
             y, mask = uint8_batch_to_unit(device_images[rows], device_masks[rows])
             y, mask = paired_jitter(y, mask, s.jitter_load_scale, s.jitter_flip, generator)
             x, y = channels_last_input(make_inputs(y, mask, s.mask_channel)), channels_last_input(y)
-            losses = train_step(models, x, y, s, fid_term, autocast, monitor_fid)
-            for name, value in losses.items():
-                sums.setdefault(name, []).append(value)
+            losses = step(x, y, monitor_fid)
+            names = names or list(losses)
+            step_losses.append(torch.stack([value.float() for value in losses.values()]))
             steps += 1
             progress.update(1)
-            progress.set_postfix(epoch=epoch, **{k: f"{v:.3g}" for k, v in losses.items() if k != "loss_G"})
+            if not progress.disable and steps % PROGRESS_EVERY == 0:  # a host sync, every PROGRESS_EVERY steps
+                progress.set_postfix(epoch=epoch, **{k: f"{float(v):.3g}" for k, v in losses.items() if k != "loss_G"})
         models.sched_G.step()
         models.sched_D.step()
 
-        record = {name: _mean(values) for name, values in sums.items()}
+        # The epoch's losses leave the device together: one sync per epoch. The same float64 means as ever.
+        values = torch.stack(step_losses).double().cpu().numpy() if step_losses else np.empty((0, 0))
+        record = {name: _mean(values[:, j].tolist()) for j, name in enumerate(names)}
         record["lr"] = lr
-        if s.is_eval_epoch(epoch):
+        if s.is_eval_epoch(epoch):  # full-set FID: batches to the host and an eigensolve, a sync (eval epochs only)
             record["fid_train"] = evaluate_fid(models, eval_inputs, extractor, real.mu, real.sigma, s, device)
         history.append(record)
         _log_epoch(live, epoch, record)
 
-        if s.is_checkpoint_epoch(epoch) or epoch == stop_after_epoch:
+        due = checkpoint_seconds is not None and _clock() - last_checkpoint >= checkpoint_seconds
+        if s.is_checkpoint_epoch(epoch) or due or epoch == stop_after_epoch:
             seconds = seconds_before + time.perf_counter() - started
             snapshot = checkpoint_state(models, fingerprint, epoch, steps, seconds, history, device)
-            save_checkpoint(checkpoint_path, snapshot)
+            save_checkpoint(checkpoint_path, snapshot)  # the state to the host: a sync (checkpoint epochs only)
+            last_checkpoint = _clock()
         if epoch == stop_after_epoch:
             progress.close()
             live.end()
@@ -642,6 +812,7 @@ def train_gan(
         "steps_per_second": round(steps / seconds, 4) if seconds > 0 else None,
         "device": str(device),
         "resumed_after_epoch": start_epoch,
+        **({"cuda_graphs": step.graphs_used} if s.cuda_graphs else {}),  # asked for: whether the steps replayed
         **{k: v for k, v in record.items() if k != "lr"},
     }
     metrics_path.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,9 @@ from typing import Any, Callable, Mapping, Sequence
 from dfgan.splits import validation_count
 
 # Allowed values that the library checks against too (the home of these tuples).
-VARIANTS = ("pix2pix", "dfgan")
+# pix2pix: no FID loss; dfgan: FID loss of weight gan.lambda_fid; dfgan_paper: FID loss of weight gan.lambda_fid_paper
+# (the paper's 1), so one run can hold both weights side by side.
+VARIANTS = ("pix2pix", "dfgan", "dfgan_paper")
 FID_MODES = ("differentiable", "detached")
 GAN_MODES = ("vanilla", "lsgan")
 NORMS = ("batch", "instance", "none")
@@ -30,7 +32,9 @@ MISSING_MASK_POLICIES = ("negative", "error")
 RLE_MODES = ("auto", "relative", "absolute")
 REAL = "real"
 DOUBLED_SUFFIX = "2x"  # '<variant>2x': N more synthetic images grown from the flipped lesions
-REAL_CONDITIONS = (REAL, REAL + DOUBLED_SUFFIX)  # R, and the control 'real2x' (the real images listed twice)
+# Conditions without a GAN: R; the controls 'real2x' (the real images listed twice), 'real+flip' (+ their mirror images),
+# 'real+paste' (+ each real lesion pasted into another training image) and 'real+paste2x' (+ the flipped lesions too).
+REAL_CONDITIONS = (REAL, REAL + DOUBLED_SUFFIX, "real+flip", "real+paste", "real+paste2x")
 SCHEDULES = ("steps", "epochs")
 AUGMENT_ON = ("loader", "device")  # seg.augment_on: classic augmentation per sample in the DataLoader, or per batch
 # torch.compile modes a profile may name; max-autotune runs without CUDA graphs: replaying G and D as CUDA graphs
@@ -300,7 +304,8 @@ SCHEMA: dict[str, Any] = {
     "gan.jitter_load_scale": Float(min=1.0, help="1.0 = no crop"),
     "gan.gan_mode": Choice(GAN_MODES),
     "gan.lambda_l1": Float(min=0.0, help="weight of the L1 term, e.g. 100"),
-    "gan.lambda_fid": Float(min=0.0, help="weight of the FID term"),
+    "gan.lambda_fid": Float(min=0.0, help="weight of the FID term of variant dfgan"),
+    "gan.lambda_fid_paper": Float(min=0.0, help="weight of the FID term of variant dfgan_paper (the paper: 1)"),
     "gan.fid_mode": Choice(FID_MODES),
     "gan.lr": Float(min=0.0, min_open=True),
     "gan.beta1": Float(0.0, 1.0, max_open=True),
@@ -309,6 +314,8 @@ SCHEMA: dict[str, Any] = {
     "gan.n_epochs": Int(min=0),
     "gan.n_epochs_decay": Int(min=0),
     "gan.checkpoint_every": Int(min=1, help="epochs"),
+    "gan.checkpoint_minutes": Nullable(Float(min=0.0, min_open=True), help="also checkpoint after this many minutes "
+                                      "(at an epoch end); null: by epochs only"),
     "gan.keep_checkpoint": Bool(help="keep checkpoints/gan/<size>_<variant>_s<seed>.pt after a finished run"),
     "gan.fid_eval_every": Int(min=1, help="epochs"),
     "gan.eval_train_mode": Bool(),
@@ -317,6 +324,7 @@ SCHEMA: dict[str, Any] = {
     "gan.inception_bf16": Bool(help="the FID loss's Inception under bfloat16 autocast (CUDA, with gan.amp)"),
     "gan.device": DEVICE,
     "gan.compile": Switch(COMPILE_MODES, help="torch.compile of G and D"),
+    "gan.cuda_graphs": Bool(help="replay each GAN step as one CUDA graph (CUDA only; ignored on a CPU)"),
     "gan.seeds": ListOf(SEED, unique=True, help="one GAN per seed, e.g. [0, 1, 2]"),
     "gan.sample_count": Int(min=1),
     "synth": Section(),
@@ -329,11 +337,14 @@ SCHEMA: dict[str, Any] = {
     "seg.encoder": Text(example="resnet34 or mobilenet_v2"),
     "seg.decoder_channels": ListOf(Int(min=1), length=5, help="U-Net++ decoder widths, deepest first"),
     "seg.encoder_weights": Nullable(Text(example="imagenet")),
-    "seg.real_conditions": ListOf(Choice(REAL_CONDITIONS), unique=True, help="e.g. [real, real2x]"),
+    "seg.encoder_weights_path": Nullable(Text(example="weights/resnet34.imagenet.safetensors"),
+                                         help="the encoder's weights from this file, no download (null: none)"),
+    "seg.real_conditions": ListOf(Choice(REAL_CONDITIONS), unique=True, help="e.g. [real, real2x, real+paste]"),
     "seg.flipped_variants": ListOf(Text(), min_len=0, unique=True, help="variants trained as R + 2S, e.g. [dfgan]"),
     "seg.seeds": ListOf(SEED, unique=True),
     "seg.schedule": Choice(SCHEDULES, help="steps: equal optimizer steps per condition; epochs: fixed epochs"),
     "seg.epochs": Int(min=1, help="rounds, each followed by validation"),
+    "seg.patience": Nullable(Int(min=1), help="stop after this many rounds without a better validation Dice (null: never)"),
     "seg.budget_factor": Float(min=0.0, min_open=True, help="steps per round = ceil(factor x N_train / batch_size)"),
     "seg.batch_size": Int(min=1),
     "seg.lr": Float(min=0.0, min_open=True),
@@ -342,6 +353,7 @@ SCHEMA: dict[str, Any] = {
     "seg.threshold": Float(0.0, 1.0, min_open=True, max_open=True),
     "seg.device": DEVICE,
     "seg.compile": Switch(COMPILE_MODES, help="torch.compile of the U-Net++"),
+    "seg.cuda_graphs": Bool(help="replay each U-Net++ step as one CUDA graph (CUDA only; ignored on a CPU)"),
     "seg.workers": Int(min=0, help="DataLoader worker processes (0: augment in the main process)"),
     "seg.augment_on": Choice(AUGMENT_ON, help="classic augmentation per sample (loader) or per batch on the device"),
     "seg.augmentations": Section(),
@@ -358,8 +370,9 @@ SCHEMA: dict[str, Any] = {
     "runtime.deterministic": Bool(help="deterministic kernels (exact GPU resume) at some speed cost"),
     "report": Section(),
     "report.sample_count": Int(min=1),
-    "report.bootstrap_samples": Int(min=1, help="resamples for the 95% intervals, e.g. 2000"),
-    "report.bootstrap_seed": SEED,
+    "report.primary": Text(example="dfgan-classic", help="the pre-declared contrast R + S (<variant>) - R, as <variant>-<aug>"),
+    "report.level": Float(0.0, 1.0, min_open=True, max_open=True, help="confidence level of the intervals, e.g. 0.95"),
+    "report.min_units": Int(min=2, help="fewest replicates (GAN seeds, or seeds without a GAN) for an interval"),
 }
 
 
@@ -383,6 +396,16 @@ def known_conditions(params: Mapping[str, Any]) -> list[Problem]:
             problems.append((f"seg.flipped_variants[{k}]", f"{variant!r} is not a trained GAN variant; {hint}"
                              f"variants are {variants}"))
     return problems
+
+
+def primary_is_trained(params: Mapping[str, Any]) -> list[Problem]:
+    """report.primary is '<variant>-<aug>': R + S of a trained variant against R, with a known augmentation."""
+    variant, _, aug = str(params["report"]["primary"]).rpartition("-")
+    augs = sorted(params["seg"]["augmentations"])
+    if variant not in params["variants"] or aug not in augs:
+        return [("report.primary", f"{params['report']['primary']!r} must be <variant>-<aug> with a variant of "
+                 f"{list(params['variants'])} and an aug of {augs}, e.g. dfgan-classic")]
+    return []
 
 
 def some_epochs(params: Mapping[str, Any]) -> list[Problem]:
@@ -434,6 +457,7 @@ def phantom_has_enough_positives(params: Mapping[str, Any]) -> list[Problem]:
 
 CROSS_FIELD_RULES: tuple[Callable[[Mapping[str, Any]], list[Problem]], ...] = (
     known_conditions,
+    primary_is_trained,
     some_epochs,
     some_segmentation_loss,
     validation_split_fits,

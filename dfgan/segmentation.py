@@ -33,10 +33,14 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 from tqdm import tqdm
 
-from dfgan.acceleration import adam, channels_last_input, compile_in_place, configure_determinism, prefer_channels_last
+from dfgan.acceleration import (
+    CapturedStep, adam, channels_last_input, compile_in_place, configure_determinism, cuda_graphs_wanted,
+    prefer_channels_last,
+)
 from dfgan.augment import (
     AUG_NONE, JointTransform, build_augmentation, identity_augmentation, seeded_batch_augmentation,
 )
+from dfgan.encoder_weights import model_with_encoder_file
 from dfgan.imaging import uint8_to_unit
 from dfgan.metrics import dice_per_image, mean_and_sem
 from dfgan.params_schema import SCHEDULES
@@ -46,6 +50,8 @@ from dfgan.training_log import TrainingLog, open_live
 from dfgan.training_sets import TrainingSet, assemble_training_set, gan_seed_for, uses_synthetic
 
 BatchAugmentation = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+# One optimizer step on a batch already on the device: (images, masks) -> the loss, a detached 0-d device tensor.
+TrainStep = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Data, model, loss
@@ -73,23 +79,57 @@ class SegmentationDataset(Dataset):
         return image, mask.float()
 
 
+class IndexDataset(Dataset):
+    """range(n) as a dataset: a DataLoader over it draws exactly the batch order (and the seeds) it would draw over
+    the images, while the images themselves stay on the device (:func:`training_rounds`)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+
+def device_batches(
+    index_batches: Iterator[torch.Tensor], images: torch.Tensor, masks: torch.Tensor, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Index batches (CPU, pinned on CUDA by the loader) -> (images (B,1,H,W) in [-1, 1], masks (B,1,H,W) float)
+    gathered from the uint8 tensors on the device: the arithmetic of :class:`SegmentationDataset`, per batch."""
+    for rows in index_batches:
+        rows = rows.to(device, non_blocking=True)
+        yield (images[rows].float() / 127.5 - 1.0).unsqueeze(1), masks[rows].float().unsqueeze(1)
+
+
 def build_model(
     encoder: str,
     encoder_weights: str | None,
     in_channels: int = 1,
     decoder_channels: Sequence[int] = (256, 128, 64, 32, 16),
+    encoder_weights_path: str | Path | None = None,
 ) -> nn.Module:
     """U-Net++ with one logit channel (no activation); ``encoder_weights: null`` never touches the network.
 
     ``decoder_channels`` defaults to smp's; the nested decoder dominates the cost at small image sizes.
+    ``encoder_weights_path`` (``seg.encoder_weights_path``): the encoder's pretrained weights from this file instead of
+    a download (``encoder_weights`` is then only their label), for machines without network; the layouts it accepts
+    and the alternative (a pre-filled Hugging Face cache) are in :mod:`dfgan.encoder_weights`.
     """
-    return smp.UnetPlusPlus(
-        encoder_name=encoder,
-        encoder_weights=encoder_weights,
-        in_channels=in_channels,
-        classes=1,
-        decoder_channels=tuple(int(c) for c in decoder_channels),
-    )
+
+    def build(channels: int, weights: str | None = None) -> nn.Module:
+        return smp.UnetPlusPlus(
+            encoder_name=encoder,
+            encoder_weights=weights,
+            in_channels=channels,
+            classes=1,
+            decoder_channels=tuple(int(c) for c in decoder_channels),
+        )
+
+    if encoder_weights_path is None:
+        return build(in_channels, encoder_weights)
+    return model_with_encoder_file(build, in_channels, encoder_weights_path)
 
 
 def build_training_model(seg_params: dict[str, Any], device: torch.device) -> nn.Module:
@@ -235,6 +275,7 @@ class FitResult:
     best_step: int  # optimizer steps taken when the kept weights were saved
     best_val_dice: float
     steps: int = 0  # optimizer steps of the whole run
+    rounds_run: int = 0  # fewer than the schedule's rounds when seg.patience stopped it early
     images_seen: int = 0
     train_loss: list[float] = field(default_factory=list)
     val_dice: list[float] = field(default_factory=list)
@@ -271,10 +312,25 @@ def training_rounds(
     ``epochs``: a shuffled pass per round (a last batch of one image is dropped: it breaks batch norm at the 1x1
     bottleneck of small inputs). ``steps``: one cycling stream cut into rounds of ``steps_per_round`` batches.
     ``workers`` (``seg.workers``): see :func:`loader_options`.
+
+    Without per-sample work (``augmentation`` is the identity: ``aug: none``, or ``seg.augment_on: device``) the
+    training images go to the device once, as uint8, and each batch is gathered and converted there
+    (:func:`device_batches`); the DataLoader then only draws the order, over :class:`IndexDataset`, in the main
+    process with the very generators and draws the configured loader would use, so the batches are the same.
     """
-    dataset = SegmentationDataset(data.train_images, data.train_masks, augmentation)
+    on_device = augmentation is identity_augmentation
+    if on_device:
+        dataset: Dataset = IndexDataset(len(data.train_images))
+        images = torch.from_numpy(np.ascontiguousarray(data.train_images)).to(device)
+        masks = torch.from_numpy(np.ascontiguousarray(data.train_masks)).to(device)
+    else:
+        dataset = SegmentationDataset(data.train_images, data.train_masks, augmentation)
     generator = torch.Generator().manual_seed(seed)
     options = loader_options(seed, workers, device)
+    if on_device:  # no worker processes; their seed generator stays, so every generator draws what it drew
+        for key in ("num_workers", "worker_init_fn", "persistent_workers"):
+            options.pop(key, None)
+    on = (lambda batches: device_batches(batches, images, masks, device)) if on_device else (lambda batches: batches)
     if schedule.kind == "epochs":
         n = len(dataset)
         # Without workers the loader's own generator shuffles (and seeds nothing else): as it always did.
@@ -283,13 +339,28 @@ def training_rounds(
             dataset, batch_size=schedule.batch_size, **order, **options, drop_last=n % schedule.batch_size == 1 and n > 1,
         )
         for _ in range(schedule.rounds):
-            yield iter(loader)
+            yield on(iter(loader))
         return
     assert schedule.steps_per_round is not None
     sampler = CyclingBatchSampler(len(dataset), schedule.batch_size, schedule.rounds * schedule.steps_per_round, generator)
-    stream = iter(DataLoader(dataset, batch_sampler=sampler, **options))
+    stream = on(iter(DataLoader(dataset, batch_sampler=sampler, **options)))
     for _ in range(schedule.rounds):
         yield itertools.islice(stream, schedule.steps_per_round)
+
+
+def eager_step(model: nn.Module, loss_fn: nn.Module, optimizer: torch.optim.Optimizer) -> TrainStep:
+    """The U-Net++ optimizer step: forward, BCE + Dice, backward, Adam; returns the detached loss (on the device).
+    Gradients are set to None first, so that a CUDA graph of it (:class:`dfgan.acceleration.CapturedStep`) owns
+    its gradient buffers."""
+
+    def step(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(images), masks)
+        loss.backward()
+        optimizer.step()
+        return loss.detach()
+
+    return step
 
 
 def train_batches(
@@ -299,25 +370,36 @@ def train_batches(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     batch_augmentation: BatchAugmentation | None = None,
+    step: TrainStep | None = None,
 ) -> tuple[float, int, int]:
     """Optimizer steps over ``batches``; returns (sample-weighted mean loss, steps, images).
 
-    ``batch_augmentation`` (``seg.augment_on: device``) augments each batch once it is on the device."""
+    ``batch_augmentation`` (``seg.augment_on: device``) augments each batch once it is on the device. ``step``:
+    the optimizer step (default :func:`eager_step`; ``seg.cuda_graphs``: its CUDA graph). The loss is summed on
+    the device in float64 (the arithmetic of summing Python floats) and read once, at the end: one host sync per
+    round, none per step."""
     model.train()
-    total, count, steps = 0.0, 0, 0
+    step = step if step is not None else eager_step(model, loss_fn, optimizer)
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    count, steps = 0, 0
     for images, masks in batches:
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
         if batch_augmentation is not None:
             images, masks = batch_augmentation(images, masks)
         images = channels_last_input(images)
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(images), masks)
-        loss.backward()
-        optimizer.step()
-        total += float(loss.detach()) * len(images)
+        loss = step(images, masks)
+        total += loss.double() * len(images)
         count += len(images)
         steps += 1
-    return total / max(count, 1), steps, count
+    return float(total) / max(count, 1), steps, count
+
+
+def seg_cuda_graphs(seg_params: dict[str, Any], device: torch.device) -> bool:
+    """Whether U-Net++ steps replay as CUDA graphs (``seg.cuda_graphs``, CUDA only, not with torch.compile); an
+    ignored request prints one line."""
+    compile_mode = str(seg_params.get("compile", "off") or "off")
+    return cuda_graphs_wanted(bool(seg_params.get("cuda_graphs", False)), device, "seg.cuda_graphs",
+                              {f"seg.compile is {compile_mode}": compile_mode not in ("off", "False")})
 
 
 def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -336,16 +418,26 @@ def fit(
     live: TrainingLog | None = None,
     prefix: str = "",
     batch_augmentation: BatchAugmentation | None = None,
+    cuda_graphs: bool | None = None,
 ) -> FitResult:
     """Train by ``schedule``, keeping the weights of the round with the best validation Dice.
 
-    Without validation images (``data.val_fraction: 0``) the last round is kept. Curves go to ``live`` as
+    Without validation images (``data.val_fraction: 0``) the last round is kept. With ``seg.patience`` P, training
+    stops after P rounds without a better validation Dice (a best round equal to the schedule's last round then
+    means the run was still improving when its budget ran out). Curves go to ``live`` as
     ``<prefix>train_loss`` and ``<prefix>val_dice`` with step = optimizer steps so far, so that conditions trained
     under the ``steps`` schedule line up.
+
+    ``cuda_graphs`` (default: :func:`seg_cuda_graphs` of ``seg_params``): every full batch's step replays one CUDA
+    graph (after 3 eager warm-up steps; a short batch runs eagerly). Validation reads predictions back to the host
+    (a sync per round, as the round's loss).
     """
+    graphs = seg_cuda_graphs(seg_params, device) if cuda_graphs is None else bool(cuda_graphs)
     loss_fn = BceDiceLoss(seg_params["bce_weight"], seg_params["dice_weight"])
-    optimizer = adam(model.parameters(), device, lr=float(seg_params["lr"]))
+    optimizer = adam(model.parameters(), device, graphs, lr=float(seg_params["lr"]))
+    step = CapturedStep(eager_step(model, loss_fn, optimizer), name="seg.cuda_graphs") if graphs else None
     threshold = float(seg_params["threshold"])
+    patience = None if seg_params.get("patience") is None else int(seg_params["patience"])
     result = FitResult(best_state=state_copy(model), best_round=0, best_step=0, best_val_dice=float("-inf"))
     desc = f"U-Net++ {prefix.rstrip('/')}".strip()
     rounds = tqdm(
@@ -353,7 +445,7 @@ def fit(
         total=schedule.rounds, desc=desc, unit="round", disable=progress_disabled(),
     )
     for round_number, batches in rounds:
-        loss, steps, images = train_batches(model, batches, loss_fn, optimizer, device, batch_augmentation)
+        loss, steps, images = train_batches(model, batches, loss_fn, optimizer, device, batch_augmentation, step)
         result.steps += steps
         result.images_seen += images
         result.train_loss.append(loss)
@@ -366,6 +458,7 @@ def fit(
         if not data.n_val or val_dice >= result.best_val_dice:
             result.best_state, result.best_val_dice = state_copy(model), val_dice
             result.best_round, result.best_step = round_number, result.steps
+        result.rounds_run = round_number
         rounds.set_postfix(loss=f"{loss:.4f}", val_dice=f"{val_dice:.4f}")
         if live is not None:
             live.step = result.steps
@@ -373,6 +466,10 @@ def fit(
             if data.n_val:
                 live.log_metric(f"{prefix}val_dice", val_dice)
             live.make_summary()
+        # Early stopping on the validation Dice, the same rule for every condition; without validation there is
+        # nothing to stop on.
+        if patience is not None and data.n_val and round_number - result.best_round >= patience:
+            break
     model.load_state_dict(result.best_state)
     return result
 
@@ -426,16 +523,17 @@ def run_seed(
     gan_seed: int,
     device: torch.device,
     live: TrainingLog | None,
+    cuda_graphs: bool | None = None,
 ) -> SeedRun:
     """Assemble, train and test one seed; the seed fixes the initial weights, batch order and augmentation draws."""
     seed_everything(seed)
-    data = assemble_training_set(prepared, synthetic_root, size, condition, gan_seed)
+    data = assemble_training_set(prepared, synthetic_root, size, condition, gan_seed, seed=seed)
     schedule = make_schedule(seg_params, len(prepared.train(size)))
     augmentation, batch_augmentation = build_seed_augmentation(seg_params, aug, int(data.train_images.shape[-1]), seed,
                                                                device)
     model = build_training_model(seg_params, device)
     fitted = fit(model, data, augmentation, seg_params, schedule, seed, device, live, prefix=f"seed{seed}/",
-                 batch_augmentation=batch_augmentation)
+                 batch_augmentation=batch_augmentation, cuda_graphs=cuda_graphs)
     test = prepared.test()
     evaluation = evaluate(
         model, np.asarray(test.images), np.asarray(test.masks), float(seg_params["threshold"]), device,
@@ -448,7 +546,8 @@ def run_seed(
 
 
 def per_image_table(runs: list[SeedRun], prepared: PreparedData) -> pd.DataFrame:
-    """One row per (seed, test image): seed, row, image_id (when the index has it), dice, empty_prediction, ..."""
+    """One row per (seed, test image): seed, gan_seed (-1 without a GAN), row, image_id (when the index has it), dice,
+    empty_prediction, ..."""
     test = prepared.test()
     image_ids = _image_ids(prepared, test.rows)
     frames = []
@@ -456,6 +555,7 @@ def per_image_table(runs: list[SeedRun], prepared: PreparedData) -> pd.DataFrame
         frame = pd.DataFrame(
             {
                 "seed": run.seed,
+                "gan_seed": -1 if run.gan_seed is None else run.gan_seed,  # -1: trained without GAN images
                 "row": test.rows,
                 "image_id": image_ids,
                 "dice": run.test.dice,
@@ -499,12 +599,17 @@ def condition_metrics(
         "rounds": first.schedule.rounds,
         "steps_per_round": first.schedule.steps_per_round,
         "optimizer_steps": first.fit.steps,
+        "optimizer_steps_per_seed": [run.fit.steps for run in runs],
         "images_seen": first.fit.images_seen,
+        "rounds_run_per_seed": [run.fit.rounds_run for run in runs],
         "best_round_per_seed": [run.fit.best_round for run in runs],
+        # Still improving when the budget ran out: the kept round is the schedule's last (see seg.epochs/patience).
+        "best_round_last_share": float(np.mean([run.fit.best_round == run.schedule.rounds for run in runs])),
         "best_step_per_seed": [run.fit.best_step for run in runs],
         "val_dice_per_seed": [run.fit.best_val_dice if first.data.n_val else None for run in runs],
         "n_train_real": first.data.n_train_real,
         "n_train_synthetic": first.data.n_train_synthetic,
+        "n_train_control": first.data.n_train_control,
         "n_train": first.data.n_train,
         "n_val": first.data.n_val,
         "n_test": len(first.test.dice),
@@ -542,11 +647,12 @@ def run_condition(
     prepared = load_prepared(prepared_dir)
     device = resolve_device(seg_params["device"])
     configure_determinism(deterministic)
+    graphs = seg_cuda_graphs(seg_params, device)  # decided (and an ignored request printed) once for all seeds
     with open_live(live_dir) as live:
         runs = [
             run_seed(
                 prepared, synthetic_root, size, condition, aug, seg_params, seed,
-                gan_seed_for(k, gan_seeds) if uses_synthetic(condition) else 0, device, live,
+                gan_seed_for(k, gan_seeds) if uses_synthetic(condition) else 0, device, live, graphs,
             )
             for k, seed in enumerate(seeds)
         ]

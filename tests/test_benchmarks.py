@@ -79,3 +79,108 @@ def test_bench_augment_runs_on_cpu_and_prints_the_table(capsys: pytest.CaptureFi
     assert re.search(r"^batched\s+-\s+[\d.]+\s+[\d.]+\s+[\d.]+\s+(yes|no)$", out, re.M), out
     assert re.search(r"^step fp32\s+-\s+[\d.]+\s+[\d.]+\s+-$", out, re.M), out
     assert "fastest: " in out
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Reading a gpu_check results file back: the estimates from end-to-end numbers
+
+SAMPLE_RESULTS = """\
+=== environment (at 1 s, limit 120 s): python3 - 0
+device NVIDIA H100 80GB HBM3 79 GiB
+--- environment: exit 0 after 5 s
+
+=== GAN step benchmark (at 7 s, limit 150 s): python3 -m benchmarks.bench_gan_step --sizes 256
+device: NVIDIA H100 80GB HBM3, torch 2.11.0+cu130; batch 16; ngf 64
+setting         size variant    s/step  steps/s  images/s  dfgan/pix2pix
+fp32             256 pix2pix     0.016    62.50    1000.0
+fp32             256 dfgan       0.040    25.00     400.0           2.50
+bf16             256 pix2pix     0.015    66.67    1066.7
+bf16             256 dfgan       0.030    33.33     533.3           2.00
+graphs           256 pix2pix     0.010   100.00    1600.0
+graphs           256 dfgan       0.020    50.00     800.0           2.00
+--- GAN step benchmark: exit 0 after 60 s
+
+=== U-Net++ step benchmark (at 70 s, limit 80 s): python3 -m benchmarks.bench_seg_step --sizes 256
+device: NVIDIA H100 80GB HBM3, torch 2.11.0+cu130; U-Net++ resnet34, batch 16
+setting        size   s/step  steps/s  images/s
+fp32            256    0.040    25.00     400.0
+graphs          256    0.025    40.00     640.0
+--- U-Net++ step benchmark: exit 0 after 30 s
+
+=== train_gan end to end: dfgan amp 1 cuda_graphs 0 (at 150 s, limit 90 s): python3 train_gan_runs.py
+E2E variant=dfgan amp=1 graphs=0 batch=16 graphs_used=0 epochs=60 steps=240 seconds=12.0 steps_per_s=20.000 wall_s=22.0
+=== train_gan end to end: dfgan amp 1 cuda_graphs 1 (at 180 s, limit 90 s): python3 train_gan_runs.py
+E2E variant=dfgan amp=1 graphs=1 batch=16 graphs_used=1 epochs=60 steps=240 seconds=8.0 steps_per_s=30.000 wall_s=18.0
+=== train_gan end to end: pix2pix amp 1 cuda_graphs 0 (at 200 s, limit 60 s): python3 train_gan_runs.py
+E2E variant=pix2pix amp=1 graphs=0 batch=16 graphs_used=0 epochs=60 steps=240 seconds=5.0 steps_per_s=48.000 wall_s=15.0
+=== train_gan, 1 at once on one GPU (at 220 s, limit 80 s): python3 train_gan_runs.py --runs 1
+CONCURRENT k=1 variant=dfgan amp=1 graphs=0 batch=16 graphs_used=0 steps=480 max_seconds=24.00 window_s=24.00 wall_s=34.0 per_run_steps_per_s=20.000 aggregate_steps_per_s=20.000 aggregate_with_startup=14.118
+=== train_gan, 4 at once on one GPU (at 260 s, limit 80 s): python3 train_gan_runs.py --runs 4
+CONCURRENT k=4 variant=dfgan amp=1 graphs=0 batch=16 graphs_used=0 steps=480 max_seconds=9.00 window_s=10.00 wall_s=25.0 per_run_steps_per_s=13.333 aggregate_steps_per_s=48.000 aggregate_with_startup=19.200
+"""
+
+
+def test_parse_gpu_results_reads_the_committed_h200_run() -> None:
+    from dfgan.throughput import gpu_cost_ratios, parse_gpu_results
+
+    results = parse_gpu_results((ROOT / "benchmarks" / "gpu_runs" / "2026-11-26-h200-results.txt").read_text())
+    assert results.device == "NVIDIA H200 140 GiB" and results.gan_batch == 16 and results.seg_batch == 16
+    assert results.gan_step[("fp32", "dfgan")] == 0.034 and results.gan_step[("bf16", "pix2pix")] == 0.016
+    assert ("cudagraphs", "dfgan") not in results.gan_step  # its rows failed
+    assert results.seg_step == {"fp32": 0.035, "bf16": 0.035}
+    assert results.synthesis_s_per_batch == 0.015 and results.e2e == [] and results.concurrent == []
+    ratios = gpu_cost_ratios(results, amp=True, graphs=False)
+    assert ratios is not None and ratios["setting"] == "bf16"
+    assert ratios["pix2pix"] == pytest.approx(0.016 / 0.036) and ratios["seg_per_image"] == pytest.approx(0.035 / 16 / 0.036)
+
+
+def test_the_estimate_from_end_to_end_numbers_by_hand() -> None:
+    from dfgan.throughput import estimate_from_results, parse_gpu_results
+
+    results = parse_gpu_results(SAMPLE_RESULTS)
+    assert results.e2e_rate("dfgan", amp=True, graphs=True) == 30.0 and results.e2e_rate("dfgan") == 30.0
+    assert results.concurrent_record(4)["aggregate_steps_per_s"] == 48.0 and results.concurrent_record(2) is None
+    params = load_params(ROOT / "params_paper.yaml")
+    work = {w.stage: w for w in planned_work(params)}
+    for per_gpu, dfgan_rate in ((1, 20.0), (4, 48.0)):
+        estimates = {e.work.stage: e for e in estimate_from_results(params, results, per_gpu)}
+        # DF-GAN (and every variant with an FID loss): the aggregate rate of per_gpu concurrent stages.
+        assert estimates["train_gan (dfgan)"].seconds == pytest.approx(work["train_gan (dfgan)"].units / dfgan_rate)
+        # pix2pix: scaled by the end-to-end rates at the profile's options (amp on, graphs off): 20 / 48.
+        assert estimates["train_gan (pix2pix)"].seconds_per_unit == pytest.approx((20.0 / 48.0) / dfgan_rate)
+        # U-Net++: the step benchmark at seg.cuda_graphs: false (fp32); synthesis: not in this file.
+        assert estimates["seg (all conditions)"].seconds_per_unit == 0.040
+        assert estimates["synthesize"].seconds_per_unit is None
+    graphs = {**params, "gan": {**params["gan"], "cuda_graphs": True}, "seg": {**params["seg"], "cuda_graphs": True}}
+    estimates = {e.work.stage: e for e in estimate_from_results(graphs, results, 1)}
+    assert estimates["train_gan (dfgan)"].seconds_per_unit == pytest.approx(1 / 30.0)  # the graphs E2E run
+    assert estimates["seg (all conditions)"].seconds_per_unit == 0.025
+    # 4 per GPU: the concurrency record ran with graphs off, so its rate is scaled by the E2E gain of graphs: 30 / 20.
+    estimates = {e.work.stage: e for e in estimate_from_results(graphs, results, 4)}
+    assert estimates["train_gan (dfgan)"].seconds_per_unit == pytest.approx(1 / (48.0 * 30.0 / 20.0))
+    assert "x 1.50" in estimates["train_gan (dfgan)"].source
+
+
+def test_estimate_from_results_runs_without_timing_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import estimate
+
+    results = tmp_path / "results.txt"
+    results.write_text(SAMPLE_RESULTS)
+    estimate.main(["--params", str(ROOT / "params_paper.yaml"), "--from-results", str(results), "--per-gpu", "4"])
+    out = capsys.readouterr().out
+    assert "NVIDIA H100 80GB HBM3 79 GiB" in out and "4 GAN run(s) at a time per GPU" in out
+    assert re.search(r"^train_gan \(dfgan\)\s+18\s+[\d,]+ GAN steps\s+0\.0208\s+[\d.]+ h\s+4 concurrent", out, re.M), out
+    assert re.search(r"^total \(one GPU\)\s+-$", out, re.M), out  # synthesis unmeasured: no total
+
+
+def test_predict_speedup_costs_from_gpu_ratios() -> None:
+    from benchmarks.predict_speedup import CPU_COSTS, stage_cost
+
+    params = load_params(ROOT / "params_paper.yaml")
+    kind, cpu = stage_cost("train_gan@2000-pix2pix-0", params)
+    _, gpu = stage_cost("train_gan@2000-pix2pix-0", params, {"pix2pix": 0.5, "seg_per_image": 0.01})
+    assert kind == "train_gan (pix2pix)" and gpu / cpu == pytest.approx(0.5 / CPU_COSTS["pix2pix"])
+    assert stage_cost("train_gan@2000-dfgan_paper-0", params)[1] == stage_cost("train_gan@2000-dfgan-0", params)[1]
+    _, seg_cpu = stage_cost("seg_real@100-real+paste-classic", params)
+    _, seg_gpu = stage_cost("seg_real@100-real+paste-classic", params, {"pix2pix": 0.5, "seg_per_image": 0.01})
+    assert seg_gpu / seg_cpu == pytest.approx(0.01 / CPU_COSTS["seg_per_image"])

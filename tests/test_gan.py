@@ -298,3 +298,122 @@ def test_settings_fields_all_come_from_params(tiny: dict[str, Any]) -> None:
     del broken["gan"]["lambda_l1"]
     with pytest.raises(KeyError, match="lambda_l1"):
         GanSettings.from_params(broken, "dfgan", 0)
+
+
+def test_checkpoint_minutes_adds_checkpoints_by_time_and_a_resume_from_one_is_exact(
+    tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gan.checkpoint_minutes, with a fake clock 40 s further on at every reading: the first epoch end a minute
+    after the last checkpoint (or the start) saves one too; a run killed right after such a checkpoint resumes
+    from it and ends with the uninterrupted run's weights (the trigger is not part of the fingerprint)."""
+    import dfgan.gan as gan_module
+
+    saved: list[int] = []
+    kill_at: dict[str, int | None] = {"epoch": None}
+    real_save = gan_module.save_checkpoint
+
+    class Killed(Exception):
+        pass
+
+    def recording_save(path: Path, state: dict[str, Any]) -> None:
+        real_save(path, state)
+        saved.append(state["epoch"])
+        if state["epoch"] == kill_at["epoch"]:
+            raise Killed
+
+    def fake_clock() -> Any:
+        ticks = iter(range(0, 10**6, 40))
+        return lambda: next(ticks)
+
+    monkeypatch.setattr(gan_module, "save_checkpoint", recording_save)
+    by_epochs = small_params(64, n_epochs=3, n_epochs_decay=1, checkpoint_every=100, jitter_load_scale=1.125)
+    by_time = copy.deepcopy(by_epochs)
+    by_time["gan"]["checkpoint_minutes"] = 1
+
+    monkeypatch.setattr(gan_module, "_clock", fake_clock())
+    full = run(tiny, "by_epochs", by_epochs)
+    assert saved == [4]  # the last epoch only (checkpoint_every 100)
+
+    saved.clear()
+    monkeypatch.setattr(gan_module, "_clock", fake_clock())
+    run(tiny, "by_time", by_time)
+    # Readings: start 0; epoch 1 at 40 s (no), epoch 2 at 80 s (save; last = 120), epoch 3 at 160 s (no), epoch 4
+    # at 200 s (the last epoch anyway).
+    assert saved == [2, 4]
+
+    saved.clear()
+    kill_at["epoch"] = 2
+    monkeypatch.setattr(gan_module, "_clock", fake_clock())
+    with pytest.raises(Killed):
+        run(tiny, "killed", by_time)
+    assert load_ckpt(tiny["root"] / "killed" / "ckpt.pt")["epoch"] == 2
+    kill_at["epoch"] = None
+    monkeypatch.setattr(gan_module, "_clock", fake_clock())
+    resumed = run(tiny, "killed", by_time)
+    assert resumed["resumed_after_epoch"] == 2
+    a, b = load_ckpt(tiny["root"] / "by_epochs" / "ckpt.pt"), load_ckpt(tiny["root"] / "killed" / "ckpt.pt")
+    assert_same_weights(a["generator"], b["generator"])
+    assert_same_weights(a["discriminator"], b["discriminator"])
+    assert a["history"] == b["history"]
+    for key in ("loss_D", "loss_G_L1", "loss_FID", "fid_train"):
+        assert full[key] == resumed[key]
+
+
+def test_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
+    tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dfgan import acceleration
+
+    monkeypatch.setattr(acceleration, "_NOTICES", set())
+    params = small_params(64, jitter_load_scale=1.125)
+    plain = run(tiny, "graphs_off", params)
+    assert "gan.cuda_graphs" not in capsys.readouterr().out and "cuda_graphs" not in plain
+    asked = run(tiny, "graphs_on", small_params(64, jitter_load_scale=1.125, cuda_graphs=True))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "cuda_graphs" in line]
+    assert lines == ["gan.cuda_graphs: ignored, CUDA graphs need a CUDA device (running on cpu)"]
+    assert asked.pop("cuda_graphs") is False
+    for key in ("seconds", "steps_per_second"):
+        plain.pop(key), asked.pop(key)
+    assert asked == plain
+    a, b = load_ckpt(tiny["root"] / "graphs_off" / "ckpt.pt"), load_ckpt(tiny["root"] / "graphs_on" / "ckpt.pt")
+    assert_same_weights(a["generator"], b["generator"])
+    assert a["history"] == b["history"]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@pytest.mark.parametrize("variant", ["pix2pix", "dfgan"])
+def test_a_captured_gan_step_gives_the_eager_losses(tiny: dict[str, Any], variant: str) -> None:
+    from dfgan.throughput import captured_vs_eager_gan
+
+    cuda = torch.device("cuda")
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        rng = np.random.default_rng(0)
+        mu, sigma = feature_statistics(rng.normal(size=(40, 16)))
+        term = FidTerm(TinyExtractor().to(cuda), FIDLoss(mu, sigma).to(cuda))
+        params = small_params(64, device="cuda", amp=False)
+        diffs, used = captured_vs_eager_gan(params, variant, cuda, term, steps=7)
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    assert used
+    assert all(value < 1e-3 for value in diffs.values()), diffs
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_a_training_run_with_cuda_graphs_replays_its_steps(tiny: dict[str, Any]) -> None:
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    params = small_params(64, device="cuda", cuda_graphs=True, n_epochs=3)
+    params["runtime"]["deterministic"] = False
+    root = tiny["root"] / "cuda_graphs"
+    try:
+        metrics = train_gan(
+            tiny["prepared"], 8, "dfgan", 0, params, out_dir=root / "model", checkpoint_path=root / "ckpt.pt",
+            live_dir=root / "live", metrics_path=root / "metrics.json", stats_path=tiny["stats"] / "train_8.npz",
+            extractor=TinyExtractor().to(torch.device("cuda")),
+        )
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
+    assert metrics["cuda_graphs"] is True and metrics["steps"] == 4 * 2
+    for key in ("loss_D", "loss_G_L1", "loss_FID", "fid_train"):
+        assert np.isfinite(metrics[key]), key

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -106,9 +108,6 @@ def test_detect_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_each_stage_sees_one_device() -> None:
-    assert parallel.worker_devices(3, ["0", "1"]) == {"0": "0", "1": "1", "2": "0"}
-    assert parallel.worker_devices(2, []) == {"0": "", "1": ""}
-    assert parallel.worker_devices(2, None) == {}
     env, label = parallel.stage_environment({"PATH": "/bin"}, "1")
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and label == "GPU 1" and env["PATH"] == "/bin"
     env, label = parallel.stage_environment({"CUDA_VISIBLE_DEVICES": "2,3,0,1"}, None)  # a dask-cuda worker
@@ -122,6 +121,154 @@ def test_each_stage_sees_one_device() -> None:
 def test_parse_args_rejects_zero_workers() -> None:
     with pytest.raises(SystemExit):
         parallel.parse_args(["--workers", "0"])
+    with pytest.raises(SystemExit):
+        parallel.parse_args(["--per-gpu", "0"])
+    with pytest.raises(SystemExit):  # a cluster's workers declare their slots themselves (--resources GPU=K)
+        parallel.parse_args(["--per-gpu", "2", "--address", "tcp://head:8786"])
+    args = parallel.parse_args(["-S", "gan.lambda_l1=50", "-S", "gan.seeds=[0,1]", "--name", "l1-50", "report"])
+    assert args.set_params == ["gan.lambda_l1=50", "gan.seeds=[0,1]"] and args.name == "l1-50"
+    assert args.targets == ["report"]
+
+
+# --- several stages per GPU -----------------------------------------------------------------------------------
+
+
+def test_placement_never_puts_more_than_k_on_a_device_and_fills_evenly() -> None:
+    import random
+
+    devices = ["0", "1", "2"]
+    assert parallel.place_stage(devices, 2, {}) == "0"
+    assert parallel.place_stage(devices, 2, {"0": 1}) == "1"  # the least busy, not the first with room
+    assert parallel.place_stage(devices, 2, {"0": 2, "1": 1, "2": 1}) == "1"  # ties: the first listed
+    assert parallel.place_stage(devices, 2, {"0": 2, "1": 2, "2": 2}) is None
+    with pytest.raises(ValueError, match="--per-gpu"):
+        parallel.place_stage(devices, 0, {})
+    rng = random.Random(0)
+    for per_device in (1, 2, 4):
+        running: dict[str, int] = {}
+        placed: list[str] = []  # the devices of the running stages
+        for _ in range(500):
+            if placed and (rng.random() < 0.4 or len(placed) == per_device * len(devices)):
+                running[placed.pop(rng.randrange(len(placed)))] -= 1
+                continue
+            before = dict(running)
+            device = parallel.place_stage(devices, per_device, running)
+            assert device is not None  # a free slot exists while fewer than K x devices run
+            running[device] = running.get(device, 0) + 1
+            placed.append(device)
+            assert max(running.values()) <= per_device
+            assert running[device] - 1 == min(before.get(d, 0) for d in devices)  # went to a least busy device
+        # From empty, n stages fill the devices evenly: counts differ by at most one.
+        filled: dict[str, int] = {}
+        for _ in range(per_device * len(devices)):
+            device = parallel.place_stage(devices, per_device, filled)
+            assert device is not None
+            filled[device] = filled.get(device, 0) + 1
+            assert max(filled.values()) - min(filled.get(d, 0) for d in devices) <= 1
+        assert filled == {d: per_device for d in devices}
+
+
+def test_local_slots_and_thread_shares() -> None:
+    assert parallel.local_slots(2, 4, None) == (4, 8)  # --per-gpu 4 on 2 GPUs: 8 workers
+    assert parallel.local_slots(2, None, None) == (1, 2)  # one stage per GPU, as before
+    assert parallel.local_slots(2, None, 3) == (2, 3)  # --workers 3: at most 2 on a GPU (the old round-robin)
+    assert parallel.local_slots(2, 4, 5) == (4, 5)
+    with pytest.raises(ValueError, match="more than --per-gpu 4 x 2"):
+        parallel.local_slots(2, 4, 9)
+    assert parallel.thread_share(16, 8) == 2 and parallel.thread_share(2, 8) == 1 and parallel.thread_share(7, 2) == 3
+
+    def placement(*argv: str, gpus: list[str] | None, cpus: int) -> tuple[int, parallel.Placement]:
+        return parallel.local_placement(parallel.parse_args(list(argv)), gpus, cpus)
+
+    workers, place = placement("--per-gpu", "4", gpus=["0", "1"], cpus=16)
+    assert workers == 8 and place.gpus == ("0", "1") and place.per_gpu == 4 and place.threads == 2
+    workers, place = placement(gpus=None, cpus=16)  # no GPU: one worker per core, one thread each
+    assert workers == 16 and place.gpus == () and place.threads == 1 and not place.hide_gpus
+    workers, place = placement("--workers", "2", "--per-gpu", "4", gpus=[], cpus=16)  # --gpus none
+    assert workers == 2 and place.hide_gpus and place.threads == 8  # --per-gpu has no effect on the CPU
+    workers, place = placement("--per-gpu", "2", "--threads-per-stage", "3", gpus=["0"], cpus=16)
+    assert workers == 2 and place.threads == 3 and place.force_threads
+
+
+def test_stage_environment_gets_the_thread_share_unless_omp_is_set() -> None:
+    env, label = parallel.stage_environment({}, "1", threads=4)
+    assert {name: env[name] for name in parallel.THREAD_VARIABLES} == dict.fromkeys(parallel.THREAD_VARIABLES, "4")
+    assert env["CUDA_VISIBLE_DEVICES"] == "1" and label == "GPU 1, 4 thread(s)"
+    env, label = parallel.stage_environment({"OMP_NUM_THREADS": "6"}, "", threads=4)  # the user's choice wins
+    assert env["OMP_NUM_THREADS"] == "6" and "MKL_NUM_THREADS" not in env and label == "CPU, 6 thread(s)"
+    env, _ = parallel.stage_environment({"OMP_NUM_THREADS": "6"}, "", threads=4, force_threads=True)
+    assert env["OMP_NUM_THREADS"] == "4" and env["OPENBLAS_NUM_THREADS"] == "4"
+
+
+def test_cluster_resource_arithmetic() -> None:
+    # Host a: two dask-cuda workers offering GPU=4 slots with 4 threads each, 32 cores -> 8 stages, 4 threads each.
+    # Host b: one worker with GPU=2 but a single thread (so 1 stage at a time), and one without a GPU (no stages).
+    workers = {
+        "tcp://a:1": {"host": "a", "nthreads": 4, "resources": {"GPU": 4}},
+        "tcp://a:2": {"host": "a", "nthreads": 4, "resources": {"GPU": 4}},
+        "tcp://b:1": {"host": "b", "nthreads": 1, "resources": {"GPU": 2}},
+        "tcp://b:2": {"host": "b", "nthreads": 8, "resources": {}},
+    }
+    cpus = {"tcp://a:1": 32, "tcp://a:2": 32, "tcp://b:1": 8, "tcp://b:2": 8}
+    assert parallel.cluster_thread_shares(workers, cpus) == {"tcp://a:1": 4, "tcp://a:2": 4, "tcp://b:1": 8,
+                                                             "tcp://b:2": 8}
+    # Without GPU resources every worker thread runs a stage: host b then runs 9 at once on 8 cores.
+    cpu_only = {address: {**info, "resources": {}} for address, info in workers.items()}
+    assert parallel.cluster_thread_shares(cpu_only, cpus) == {"tcp://a:1": 4, "tcp://a:2": 4, "tcp://b:1": 1,
+                                                              "tcp://b:2": 1}
+
+
+def test_queue_workers_per_gpu() -> None:
+    assert exp_queue.worker_devices(["0", "1"], 2) == ["0", "1", "0", "1"]
+    assert exp_queue.worker_devices(["0,1"], 3) == ["0,1", "0,1", "0,1"]
+    with pytest.raises(ValueError, match="--per-gpu"):
+        exp_queue.worker_devices(["0"], 0)
+
+
+# --- -S as `dvc exp run -S` applies it ------------------------------------------------------------------------
+
+
+def params_repo(root: Path) -> Path:
+    root.mkdir()
+    shutil.copy2(PROJECT_ROOT / "params.yaml", root / "params.yaml")
+    return root
+
+
+def test_set_params_applies_overrides_as_dvc_exp_run_does(tmp_path: Path) -> None:
+    from dvc.utils.hydra import apply_overrides
+
+    repo = params_repo(tmp_path / "repo")
+    (repo / "extra.yaml").write_text("a:\n  b: 1\n")
+    before = (repo / "params.yaml").read_bytes()
+    overrides = ["gan.lambda_l1=50", "gan.seeds=[0,1]", "extra.yaml:a.b=2"]
+    originals = parallel.set_params(repo, overrides)
+    assert originals == {repo / "params.yaml": before, repo / "extra.yaml": b"a:\n  b: 1\n"}
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    assert params["gan"]["lambda_l1"] == 50 and params["gan"]["seeds"] == [0, 1]
+    assert yaml.safe_load((repo / "extra.yaml").read_text()) == {"a": {"b": 2}}
+    reference = params_repo(tmp_path / "reference") / "params.yaml"  # what `dvc exp run -S` writes, byte for byte
+    apply_overrides(reference, overrides[:2])
+    assert (repo / "params.yaml").read_bytes() == reference.read_bytes()
+    parallel.restore_files(originals)
+    assert (repo / "params.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("gan.lamda_l1=50", "-S gan.lamda_l1=50: params.yaml: gan.lamda_l1: unknown key; did you mean gan.lambda_l1?"),
+    ("gan.lambda_l1=abc", "-S gan.lambda_l1=abc: params.yaml: gan.lambda_l1: must be a number"),
+    ("gan.lambda_l1=[1", "-S gan.lambda_l1=[1: params.yaml: no viable alternative at input '[1'"),
+    ("nothere.yaml:a=1", "-S nothere.yaml:a=1: nothere.yaml: params file not found"),
+    ("gan.lambda_l1=50,200", "-S gan.lambda_l1=50,200: a sweep is one experiment per value"),
+])
+def test_a_bad_override_fails_with_one_line_and_changes_nothing(tmp_path: Path, override: str, message: str) -> None:
+    from dfgan.errors import InputError
+
+    repo = params_repo(tmp_path / "repo")
+    before = (repo / "params.yaml").read_bytes()
+    with pytest.raises(InputError) as caught:
+        parallel.set_params(repo, ["gan.lambda_l1=50", override])
+    assert len(caught.value.lines()) == 1 and caught.value.lines()[0].startswith(message), caught.value.lines()
+    assert (repo / "params.yaml").read_bytes() == before
 
 
 def test_queue_device_groups_and_status() -> None:
@@ -279,3 +426,72 @@ def test_queued_experiments_run_concurrently_each_on_its_own_device(tmp_path: Pa
     assert set(results) == {4, 6}
     assert sorted(result["device"] for result in results.values()) == ["7", "9"]  # one device each, never both
     assert all(result["both_started"] for result in results.values()), "the experiments did not run at once"
+
+
+# --- several stages per GPU and -S / --name, on toy pipelines ------------------------------------------------
+
+# Records the device and thread share it was given and when it ran; a second is long enough for stages to overlap.
+RECORD = ("python -c \"import json, os, time; start = time.time(); time.sleep(1.5); "
+          "json.dump({'device': os.environ.get('CUDA_VISIBLE_DEVICES'), 'omp': os.environ.get('OMP_NUM_THREADS'), "
+          "'mkl': os.environ.get('MKL_NUM_THREADS'), 'start': start, 'end': time.time()}, open('{out}', 'w'))\"")
+
+
+def most_at_once(intervals: list[tuple[float, float]]) -> int:
+    """The most intervals that overlap at one instant."""
+    edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_per_gpu_puts_at_most_k_stages_on_each_device_with_a_thread_share(tmp_path: Path) -> None:
+    names = [f"s{i}" for i in range(6)]
+    stages: dict[str, dict[str, object]] = {name: {"cmd": RECORD.replace("{out}", f"{name}.json"),
+                                                   "outs": [f"{name}.json"]} for name in names}
+    repo = make_toy_repo(tmp_path / "toy", stages)
+    env = {key: value for key, value in os.environ.items() if key not in parallel.THREAD_VARIABLES}
+    # Fake device ids: the test checks the placement, not a GPU.
+    result = subprocess.run([sys.executable, "-m", "dfgan.parallel", "--repo", str(repo), "--gpus", "7,9",
+                             "--per-gpu", "2"], env={**env, "PYTHONPATH": str(PROJECT_ROOT)}, text=True,
+                            capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    share = parallel.thread_share(parallel.usable_cpus(), 4)
+    assert f"4 local worker(s), GPUs 7,9, up to 2 stage(s) each; {share} CPU thread(s) per stage" in result.stdout
+    records = [json.loads((repo / f"{name}.json").read_text()) for name in names]
+    assert {record["device"] for record in records} == {"7", "9"}
+    assert all(record["omp"] == record["mkl"] == str(share) for record in records)
+    for device in ("7", "9"):
+        spans = [(record["start"], record["end"]) for record in records if record["device"] == device]
+        assert most_at_once(spans) <= 2, (device, spans)
+    started = re.findall(r"running +s\d +on worker \d+, GPU (\d)", result.stdout)
+    assert sorted(started[:4]) == ["7", "7", "9", "9"]  # the first four (all ready at once) fill both evenly
+
+
+TOY_METRIC = "python -c \"import json, yaml; x = yaml.safe_load(open('toy.yaml'))['x']; json.dump({'x2': 2 * x}, open('m.json', 'w'))\""
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_set_param_and_name_save_the_run_as_an_experiment(tmp_path: Path) -> None:
+    stages: dict[str, dict[str, object]] = {
+        "s": {"cmd": TOY_METRIC, "params": [{"toy.yaml": ["x"]}], "metrics": [{"m.json": {"cache": False}}]},
+    }
+    repo = make_toy_repo(tmp_path / "toy", stages, files={"toy.yaml": "x: 1\n"})
+    bad = runner(repo, "-S", "toy.yaml:x=[1", "--name", "toy-2")
+    assert bad.returncode == 2 and bad.stderr.strip() == "-S toy.yaml:x=[1: toy.yaml: no viable alternative at input '[1'"
+    first = runner(repo, "--workers", "1", "-S", "toy.yaml:x=2", "--name", "toy-2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "params changed: -S toy.yaml:x=2" in first.stdout and "saved experiment 'toy-2'" in first.stdout
+    assert yaml.safe_load((repo / "toy.yaml").read_text()) == {"x": 2}  # left applied, as `dvc exp run` leaves it
+    shown = json.loads(run(["dvc", "exp", "show", "--json", "--no-pager"], repo).stdout)
+    saved = [rev["data"] for branch in shown for exp in branch.get("experiments") or [] for rev in exp["revs"]
+             if rev.get("name") == "toy-2" or exp.get("name") == "toy-2"]
+    assert len(saved) == 1, shown
+    assert saved[0]["params"]["toy.yaml"]["data"] == {"x": 2}
+    assert saved[0]["metrics"]["m.json"]["data"] == {"x2": 4}  # m.json was untracked: saved with -I
+    again = runner(repo, "--name", "toy-2")
+    assert again.returncode == 2 and "already has an experiment of that name" in again.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -84,3 +85,29 @@ def test_runner_interrupted_mid_way_then_rerun_gives_the_same_results(
     assert results[gan].pop("resumed_after_epoch") in (0, 1)  # 1 if stopped after the epoch-1 checkpoint
     reference[gan] = {key: value for key, value in reference[gan].items() if key != "resumed_after_epoch"}
     assert differences(results, reference) == []
+
+
+def test_tiny_ablation_through_the_runner_is_an_experiment(tmp_path: Path) -> None:
+    """`-S` and `--name` on the real pipeline: `dvc exp run -n NAME -S ...` spread over the workers. A data param on
+    the `prepare` target keeps it to two stages (the real use is `-S gan.lambda_l1=50` on the whole pipeline)."""
+    repo = make_pipeline_repo(tmp_path / "repo")
+    baseline = runner(repo, "prepare")
+    assert baseline.returncode == 0, baseline.stdout + baseline.stderr
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "baseline"], repo)
+
+    ablation = runner(repo, "-S", "data.test_size=5", "--name", "tiny-ablation", "prepare")
+    assert ablation.returncode == 0, ablation.stdout + ablation.stderr
+    assert "1 of 2 stage(s) to run" in ablation.stdout and "running  prepare" in ablation.stdout  # phantom cached
+    assert "saved experiment 'tiny-ablation'" in ablation.stdout
+    assert yaml.safe_load((repo / "params.yaml").read_text())["data"]["test_size"] == 5  # left applied, as exp run
+
+    shown = json.loads(run(["dvc", "exp", "show", "--json", "--no-pager"], repo).stdout)
+    saved = [rev["data"] for branch in shown for exp in branch.get("experiments") or [] for rev in exp["revs"]
+             if exp.get("name") == "tiny-ablation" or rev.get("name") == "tiny-ablation"]
+    assert len(saved) == 1, shown
+    assert saved[0]["params"]["params.yaml"]["data"]["data"]["test_size"] == 5
+    assert saved[0]["metrics"]["metrics/data.json"]["data"]["splits"]["test"] == 5
+    diff = json.loads(run(["dvc", "metrics", "diff", "HEAD", "tiny-ablation", "--json",
+                           "--targets", "metrics/data.json"], repo).stdout)
+    assert diff["metrics/data.json"]["splits.test"] == {"old": 4, "new": 5, "diff": 1}

@@ -1,5 +1,6 @@
-"""run.sh, the README's two commands: the project venv, installing only when requirements.txt changed, and the
-one-line stop where the base Python cannot make virtual environments. A stand-in requirements.txt keeps it quick."""
+"""run.sh, the README's two commands: the project venv, installing only when requirements.txt (and for `test` the
+test-only requirements-dev.txt) changed, and the one-line stop where the base Python cannot make virtual environments.
+Stand-in requirement files keep it quick."""
 
 from __future__ import annotations
 
@@ -26,22 +27,86 @@ def run_script(root: Path, *args: str, **env: str) -> subprocess.CompletedProces
 def project(tmp_path: Path) -> Path:
     shutil.copy2(PROJECT_ROOT / "run.sh", tmp_path / "run.sh")
     (tmp_path / "requirements.txt").write_text("# nothing to install\n")
+    (tmp_path / "requirements-dev.txt").write_text("# nothing to install either\n")
     return tmp_path
+
+
+def test_project_files_split_runtime_and_test_requirements() -> None:
+    runtime = (PROJECT_ROOT / "requirements.txt").read_text()
+    dev = (PROJECT_ROOT / "requirements-dev.txt").read_text()
+
+    def pins(text: str) -> set[str]:
+        return {line.split("==")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+    assert "pytest" in pins(dev) and "pytest" not in pins(runtime)
+    # The GUI build needs the system's libGL: `import cv2` fails in slim CUDA containers.
+    assert "opencv-python-headless" in pins(runtime) and "opencv-python" not in pins(runtime)
+    assert (PROJECT_ROOT / ".ci/run").read_text().strip().splitlines()[-1] == "bash run.sh test"
 
 
 def test_venv_is_made_once_and_reinstalled_only_when_requirements_change(project: Path) -> None:
     # The stand-in environment has no pytest, so the final step fails; what matters here is what came before it.
     first = run_script(project, "test").stdout
-    assert "creating the virtual environment .venv" in first and "installing requirements.txt" in first
-    assert (project / ".venv/requirements.sha256").is_file()
+    assert "creating the virtual environment .venv" in first
+    assert "installing requirements.txt and requirements-dev.txt into .venv" in first
+    assert (project / ".venv/requirements.sha256").is_file() and (project / ".venv/requirements-dev.sha256").is_file()
 
     second = run_script(project, "test").stdout
     assert "creating" not in second and "installing" not in second
-    assert "requirements.txt unchanged since its last install" in second
+    assert "requirements.txt and requirements-dev.txt unchanged since the last install" in second
 
     (project / "requirements.txt").write_text("# nothing to install, now in other words\n")
     third = run_script(project, "test").stdout
-    assert "creating" not in third and "installing requirements.txt" in third
+    assert "creating" not in third and "installing requirements.txt and requirements-dev.txt" in third
+
+    (project / "requirements-dev.txt").write_text("# nothing to install either, now in other words\n")
+    fourth = run_script(project, "test").stdout
+    assert "creating" not in fourth and "installing requirements.txt and requirements-dev.txt" in fourth
+    assert "unchanged" in run_script(project, "test").stdout
+
+
+def test_repro_installs_only_the_runtime_requirements(project: Path) -> None:
+    # pip would stop on this line: a repro that read requirements-dev.txt could not install.
+    (project / "requirements-dev.txt").write_text("not a requirement ===\n")
+    # The stand-in environment has no dvc, so `dvc repro` fails after the install.
+    first = run_script(project, "repro").stdout
+    assert "installing requirements.txt into .venv" in first and "requirements-dev.txt" not in first
+    assert "installed; later runs skip this step until requirements.txt changes" in first
+    assert not (project / ".venv/requirements-dev.sha256").exists()
+
+    assert "requirements.txt unchanged since the last install" in run_script(project, "repro").stdout
+    # `test` installs both files (and here fails on the broken one, writing no stamp for it) ...
+    broken = run_script(project, "test")
+    assert "installing requirements.txt and requirements-dev.txt" in broken.stdout and broken.returncode != 0
+    assert not (project / ".venv/requirements-dev.sha256").exists()
+    (project / "requirements-dev.txt").write_text("# nothing to install\n")
+    assert "installing requirements.txt and requirements-dev.txt" in run_script(project, "test").stdout
+    assert "unchanged since the last install" in run_script(project, "test").stdout
+    # ... and a repro that installs a new requirements.txt alone makes the next `test` resolve both together again.
+    (project / "requirements.txt").write_text("# changed\n")
+    assert "installing requirements.txt into .venv" in run_script(project, "repro").stdout
+    assert not (project / ".venv/requirements-dev.sha256").exists()
+    assert "installing requirements.txt and requirements-dev.txt" in run_script(project, "test").stdout
+
+
+def test_an_older_venv_loses_the_gui_opencv(project: Path) -> None:
+    run_script(project, "repro")
+    # What pip sees of an installed opencv-python: its dist-info, and a file it owns.
+    site = next((project / ".venv/lib").glob("python3*/site-packages"))
+    info = site / "opencv_python-5.0.0.93.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: opencv-python\nVersion: 5.0.0.93\n")
+    (info / "INSTALLER").write_text("pip\n")
+    (site / "fake_gui_cv2.py").write_text("")
+    (info / "RECORD").write_text(
+        "fake_gui_cv2.py,,\n" + "".join(f"{info.name}/{name},,\n" for name in ("METADATA", "INSTALLER", "RECORD")))
+    unchanged = run_script(project, "repro").stdout
+    assert "removing opencv-python" not in unchanged  # only an install step looks at it
+
+    (project / "requirements.txt").write_text("# now with the headless build\n")
+    output = run_script(project, "repro").stdout
+    assert "removing opencv-python (GUI build)" in output and "installing requirements.txt" in output
+    assert not info.exists() and not (site / "fake_gui_cv2.py").exists()
 
 
 def test_stops_with_one_line_without_the_venv_module(project: Path) -> None:

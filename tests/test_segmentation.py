@@ -388,3 +388,68 @@ def test_augment_on_device_moves_classic_augmentation_from_the_loader_to_the_bat
     assert torch.equal(first[0], repeat[0]) and torch.equal(first[1], repeat[1])  # seeded: repeats exactly
     assert not torch.equal(augment(images, masks)[0], first[0])  # the next batch gets a new draw
     assert set(first[1].unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize("kind", ["steps", "epochs"])
+def test_images_on_the_device_give_the_loaders_batches(project: dict[str, Path], kind: str) -> None:
+    """Without per-sample work the images stay on the device (uint8) and the loader only draws the order: the
+    batches are those the per-sample loader path yields (here forced with an identity that is not the identity)."""
+    prepared = load_prepared(project["prepared"])
+    data = assemble_training_set(prepared, project["synthetic"], N_TRAIN, "dfgan", 0)
+    schedule = make_schedule(tiny_seg_params(schedule=kind, epochs=3, batch_size=4), N_FIT)
+    cpu = torch.device("cpu")
+    on_device = [list(r) for r in training_rounds(data, identity_augmentation, schedule, 7, cpu)]
+    per_sample = [list(r) for r in training_rounds(data, lambda i, m: (i, m), schedule, 7, cpu)]
+    assert [len(r) for r in on_device] == [len(r) for r in per_sample] and len(on_device) == 3
+    for a_round, b_round in zip(on_device, per_sample):
+        for (a_images, a_masks), (b_images, b_masks) in zip(a_round, b_round):
+            assert torch.equal(a_images, b_images) and torch.equal(a_masks, b_masks)
+            assert a_images.dtype == b_images.dtype == a_masks.dtype == torch.float32
+
+
+def test_train_batches_sums_the_loss_on_the_device_as_python_floats_did() -> None:
+    torch.manual_seed(0)
+    model = build_model("resnet18", None, decoder_channels=[32, 16, 8, 8, 4])
+    batches = [(torch.rand(n, 1, 32, 32) * 2 - 1, (torch.rand(n, 1, 32, 32) > 0.7).float()) for n in (4, 3, 4)]
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    loss_fn = BceDiceLoss(1.0, 1.0)
+    mean, steps, images = train_batches(model, iter(batches), loss_fn, torch.optim.Adam(model.parameters()),
+                                        torch.device("cpu"))
+    model.load_state_dict(state)
+    optimizer = torch.optim.Adam(model.parameters())
+    model.train()
+    total = 0.0
+    for x, y in batches:  # the loop as it was: a host read of every step's loss
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        total += float(loss.detach()) * len(x)
+    assert (steps, images) == (3, 11) and mean == total / 11
+
+
+@pytest.mark.slow  # two tiny run_condition calls
+def test_seg_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
+    project: dict[str, Path], one_thread: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dfgan import acceleration
+
+    monkeypatch.setattr(acceleration, "_NOTICES", set())
+    out = project["root"]
+    tables = []
+    for graphs in (False, True):
+        params = tiny_seg_params(seeds=[0, 1], augment_on="device", cuda_graphs=graphs, device="cpu")
+        run_condition(project["prepared"], project["synthetic"], N_TRAIN, "real", "classic", params, [0],
+                      out / f"m{graphs}.json", out / f"p{graphs}.csv", out / f"live{graphs}", deterministic=False)
+        tables.append(pd.read_csv(out / f"p{graphs}.csv"))
+        lines = [line for line in capsys.readouterr().out.splitlines() if "cuda_graphs" in line]
+        assert lines == (["seg.cuda_graphs: ignored, CUDA graphs need a CUDA device (running on cpu)"] if graphs else [])
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_a_captured_unet_step_gives_the_eager_losses() -> None:
+    from dfgan.throughput import captured_vs_eager_seg
+
+    difference, used = captured_vs_eager_seg(tiny_seg_params(), 32, torch.device("cuda"), steps=7)
+    assert used and difference < 1e-4, difference
