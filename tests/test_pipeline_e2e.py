@@ -64,7 +64,8 @@ def test_whole_pipeline_then_lambda_l1_experiment(tiny_pipeline: ReproducedPipel
             for variant in ("pix2pix", "dfgan") for seed in (0, 1)}
     segs = {f"seg_synth@4-{v}-{a}" for v in ("pix2pix", "dfgan") for a in ("none", "classic")}
     segs |= {f"seg_synth2x@4-dfgan-{a}" for a in ("none", "classic")}
-    assert {"phantom@default", "prepare", "seg_real@4-real-none", "seg_real@4-real-classic", "report"} | gans | segs <= ran
+    controls = {f"seg_real@4-{c}-{a}" for c in ("real", "real+paste") for a in ("none", "classic")}
+    assert {"phantom@default", "prepare", "report"} | controls | gans | segs <= ran
 
     table1 = (repo / "metrics/report/table1.md").read_text()
     assert "pix2pix" in table1.lower() and "df-gan" in table1.lower() and "Δ" in table1
@@ -77,10 +78,15 @@ def test_whole_pipeline_then_lambda_l1_experiment(tiny_pipeline: ReproducedPipel
         synth = np.load(repo / f"data/synthetic/4/dfgan/s{seed}/synthetic.npz")
         assert synth["images"].shape == synth["flipped_images"].shape == (3, 32, 32)  # 4 less 1 validation image
     summary = json.loads((repo / "metrics/report/summary.json").read_text())
-    assert set(summary["delta_vs_real"]["4"]) == {
-        "real+pix2pix-none", "real+dfgan-none", "real+dfgan2x-none",
-        "real+pix2pix-classic", "real+dfgan-classic", "real+dfgan2x-classic",
+    versus_real = {key.split("/")[1] for key in summary["contrasts"] if key.endswith("-vs-real")}
+    assert versus_real == {
+        f"{run}-{aug}-vs-real" for run in ("real+paste", "real+pix2pix", "real+dfgan", "real+dfgan2x")
+        for aug in ("none", "classic")
     }
+    primary = summary["contrasts"]["4/real+dfgan-classic-vs-real"]
+    assert primary["family"] == "primary" and primary["unit"] == "gan" and primary["n_units"] == 2
+    assert summary["contrasts"]["4/real+paste-none-vs-real"]["unit"] == "seed"
+    assert (repo / "metrics/report/controls.md").read_text().count("R + paste (control)") >= 2
 
     assert stages_run(run(["dvc", "repro"], repo).stdout) == set()
     run(["git", "add", "-A"], repo)
@@ -100,4 +106,4 @@ def test_whole_pipeline_then_lambda_l1_experiment(tiny_pipeline: ReproducedPipel
     shown = run(["dvc", "exp", "show", "--md", "--no-pager"], repo).stdout
     assert "gan.lambda_l1" in shown or "lambda_l1" in shown
     diff = run(["dvc", "metrics", "diff", "HEAD", "--all", "--md"], repo).stdout
-    assert "dice_mean" in diff and "delta_vs_real" in diff
+    assert "dice_mean" in diff and "contrasts" in diff
