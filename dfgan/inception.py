@@ -81,7 +81,11 @@ def eager_from_scripted(
     errors."""
     tensors = dict(scripted.state_dict())
     devices = {t.device for t in tensors.values()}
-    net = FIDInceptionV3().to(devices.pop() if len(devices) == 1 else "cpu")
+    # Building the layers draws their (soon overwritten) initial weights from the global random generator: fork it,
+    # so that loading the Inception leaves the training's random stream (G's dropout) exactly where it was.
+    with torch.random.fork_rng(devices=[]):
+        net = FIDInceptionV3()
+    net = net.to(devices.pop() if len(devices) == 1 else "cpu")
     load_torchscript_tensors(net, tensors, source)
     return net.eval()
 

@@ -37,9 +37,9 @@ def delta_note(deltas: Deltas, level: float, min_units: int, primary: str) -> st
     note = (
         f"Δ: paired difference on the same seeds and test images, mean [{level:.0%} interval, Holm-adjusted within "
         f"its family]; the unit of replication is the GAN seed wherever GAN images are involved, else the U-Net++ "
-        f"seed; the interval adds the spread over test images (t with Cochran-Cox's critical value, "
-        f"dfgan/intervals.py). **Bold**: significant after adjustment. The pre-declared primary contrast, "
-        f"R + S ({VARIANT_TITLES.get(variant, variant)}) - R {AUG_PHRASES.get(aug, f'with augmentation {aug}')}, "
+        f"seed; the interval adds the spread over test images (t with Cochran-Cox's critical value; README, "
+        f"\"A comparison a reviewer can trust\"). **Bold**: significant after adjustment. The pre-declared "
+        f"primary contrast, R + S ({VARIANT_TITLES.get(variant, variant)}) - R {AUG_PHRASES.get(aug, f'with augmentation {aug}')}, "
         f"is its own family across sizes."
     )
     missing = sorted({d["reason"] for d in deltas.values() if not d["interval"] and d["reason"]})

@@ -123,3 +123,14 @@ def test_the_fid_with_the_eager_network_equals_the_torchscript_one(eager, script
     print(f"FID 10 vs 10 images: eager {fids[0]:.6f}, TorchScript {fids[1]:.6f}")
     assert np.isfinite(fids).all() and fids[1] > 0
     assert abs(fids[0] - fids[1]) <= 1e-4 * abs(fids[1])
+
+
+def test_loading_the_inception_leaves_the_global_random_stream_alone(tmp_path: Path) -> None:
+    """The eager layers are built (randomly initialised, then overwritten) inside a forked generator: a training run
+    that loads the Inception after seeding draws the same dropout masks as before the eager network existed."""
+    torch.manual_seed(123)
+    expected = torch.rand(4)
+    torch.manual_seed(123)
+    inception._extractor_on.cache_clear()  # a fresh load, not the cached instance
+    inception.load_inception("cpu")
+    torch.testing.assert_close(torch.rand(4), expected, rtol=0, atol=0)
