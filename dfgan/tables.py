@@ -42,9 +42,11 @@ def delta_note(deltas: Deltas, level: float, min_units: int, primary: str) -> st
         f"primary contrast, R + S ({VARIANT_TITLES.get(variant, variant)}) - R {AUG_PHRASES.get(aug, f'with augmentation {aug}')}, "
         f"is its own family across sizes."
     )
-    missing = sorted({d["reason"] for d in deltas.values() if not d["interval"] and d["reason"]})
+    # The reasons read "<n> GAN seed(s); an interval needs at least <m>": name the replicate counts once.
+    missing = sorted({d["reason"].split(";")[0] for d in deltas.values() if not d["interval"] and d["reason"]})
     if missing:
-        note += f" (no interval): {'; '.join(missing)} (report.min_units {min_units}); never bold."
+        note += (f" \"(no interval)\": too few replicates for an interval ({', '.join(missing)}; report.min_units is "
+                 f"{min_units}): the mean alone, never bold.")
     return note
 
 
