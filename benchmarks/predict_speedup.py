@@ -12,7 +12,7 @@ The model, stated plainly:
   seg.schedule: steps (ceil(budget_factor x N_train / batch_size)); one pass over R, R x2, R + S or R + 2S under
   epochs. Forward-only stages (prepare, FID statistics, synthesis, report) count 0:
   they are well under 1 % of the work.
-- P identical GPUs, one stage per GPU; the runner's policy (dfgan.parallel.simulate_makespan): a stage is submitted
+- P identical GPUs, one stage per GPU; the runner's policy (dfgan.orchestrate.parallel.simulate_makespan): a stage is submitted
   when its parents are done and the free GPU takes the ready stage with the longest remaining chain. On a first run
   the chain is counted in stages (nothing timed yet); once logs/durations.json holds timings, in seconds.
 - Speed-up = total work / predicted wall time. Bounds: wall time >= max(critical path, total work / P).
@@ -35,11 +35,11 @@ from typing import Any
 
 import yaml
 
-from dfgan.parallel import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
-from dfgan.segmentation import make_schedule
-from dfgan.throughput import gpu_cost_ratios, parse_gpu_results
-from dfgan.training_sets import parse_condition
-from dfgan.splits import validation_count
+from dfgan.orchestrate.parallel import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
+from dfgan.seg.experiment import make_schedule
+from benchmarks.throughput import gpu_cost_ratios, parse_gpu_results
+from dfgan.seg.training_sets import parse_condition
+from dfgan.core.splits import validation_count
 from tests.pipeline_repo import PROJECT_ROOT, make_pipeline_repo
 
 # One step's cost relative to a DF-GAN step at 256, batch 16 (2-core CPU timings, shared/README.md).

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.config import load_params
-from dfgan.errors import run_stage
-from dfgan.folder_data import check_folder_data
-from dfgan.siim import check_raw_data
+from dfgan.core.params_file import load_params
+from dfgan.core.errors import run_stage
+from dfgan.data.folder_data import check_folder_data
+from dfgan.data.siim import check_raw_data
 
 
 def main(argv: list[str] | None = None) -> None:

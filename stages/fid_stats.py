@@ -10,10 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 
-from dfgan.config import load_params, require_listed
-from dfgan.errors import run_stage
-from dfgan.fid import STATS_DIR, write_reference_stats
-from dfgan.runtime import resolve_device
+from dfgan.core.params_file import load_params, require_listed
+from dfgan.core.errors import run_stage
+from dfgan.gan.fid import STATS_DIR, write_reference_stats
+from dfgan.core.runtime import resolve_device
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.params_schema import VARIANTS
+from dfgan.core.validation import VARIANTS
 
 
 def parse_model_args(description: str | None) -> argparse.Namespace:

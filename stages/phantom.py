@@ -10,9 +10,9 @@ import json
 import shutil
 from pathlib import Path
 
-from dfgan.config import load_params, section
-from dfgan.errors import run_stage
-from dfgan.phantom import generate_phantom, render_contact_sheet
+from dfgan.core.params_file import load_params, section
+from dfgan.core.errors import run_stage
+from dfgan.data.phantom import generate_phantom, render_contact_sheet
 
 CONTACT_SHEET = Path("data/raw/phantom_contact_sheet.png")
 

@@ -9,9 +9,9 @@ import argparse
 import json
 from pathlib import Path
 
-from dfgan.config import load_params, section
-from dfgan.errors import run_stage
-from dfgan.prepare import prepare_dataset, prepare_folder_dataset
+from dfgan.core.params_file import load_params, section
+from dfgan.core.errors import run_stage
+from dfgan.data.prepare import prepare_dataset, prepare_folder_dataset
 
 OUT_DIR = Path("data/prepared")
 METRICS = Path("metrics/data.json")

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.config import load_params, section, variant_lambda_fid
-from dfgan.errors import run_stage
-from dfgan.report import build_report, results_guide
-from dfgan.training_sets import conditions_from_params
+from dfgan.core.params_file import load_params, section, variant_lambda_fid
+from dfgan.core.errors import run_stage
+from dfgan.report.build import build_report, results_guide
+from dfgan.seg.training_sets import conditions_from_params
 
 SEG_METRICS_DIR = "metrics/seg"
 SEG_DATA_DIR = "data/seg"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from dfgan.config import load_params, require_listed
-from dfgan.errors import run_stage
-from dfgan.gan import run_paths, train_gan
+from dfgan.core.params_file import load_params, require_listed
+from dfgan.core.errors import run_stage
+from dfgan.gan.training import run_paths, train_gan
 from stages.model_args import parse_model_args
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.acceleration import runtime_deterministic
-from dfgan.config import load_params, require_listed, section
-from dfgan.errors import run_stage
-from dfgan.segmentation import run_condition
-from dfgan.training_sets import require_condition, run_label, uses_synthetic
+from dfgan.core.speed import runtime_deterministic
+from dfgan.core.params_file import load_params, require_listed, section
+from dfgan.core.errors import run_stage
+from dfgan.seg.experiment import run_condition
+from dfgan.seg.training_sets import require_condition, run_label, uses_synthetic
 
 PREPARED_DIR = "data/prepared"
 SYNTHETIC_ROOT = "data/synthetic"

@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfgan import inception
-from dfgan.acceleration import (
+from dfgan.gan import inception
+from dfgan.core.speed import (
     CUBLAS_WORKSPACE_VARIABLE, adam, channels_last_input, check_compile_mode, compile_in_place,
     configure_determinism, prefer_channels_last, runtime_deterministic,
 )
-from dfgan.config import load_params
-from dfgan.fid import feature_statistics, frechet_distance
-from dfgan.gan import GanSettings, autocast_context, build_models, make_inputs, train_step
+from dfgan.core.params_file import load_params
+from dfgan.gan.fid import feature_statistics, frechet_distance
+from dfgan.gan.training import GanSettings, autocast_context, build_models, make_inputs, train_step
 from tests.fakes import blob_xrays
 
 REPO = Path(__file__).resolve().parents[1]

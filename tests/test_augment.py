@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dfgan.augment import BLACK, build_augmentation, build_classic_augmentation
+from dfgan.seg.augment import BLACK, build_augmentation, build_classic_augmentation
 
 SIZE = 64
 STRONG = {

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from dfgan.augment import (
+from dfgan.seg.augment import (
     BLACK, BatchDraw, apply_batch_draw, build_batch_classic_augmentation, draw_batch_classic, gaussian_kernel_size,
     smooth_noise,
 )

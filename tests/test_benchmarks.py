@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfgan.config import load_params
-from dfgan.throughput import planned_work
+from dfgan.core.params_file import load_params
+from benchmarks.throughput import planned_work
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = re.compile(r"python3? (-m benchmarks\.\w+|benchmarks/\w+\.py)")
@@ -121,7 +121,7 @@ CONCURRENT k=4 variant=dfgan amp=1 graphs=0 batch=16 graphs_used=0 steps=480 max
 
 
 def test_parse_gpu_results_reads_the_committed_h200_run() -> None:
-    from dfgan.throughput import gpu_cost_ratios, parse_gpu_results
+    from benchmarks.throughput import gpu_cost_ratios, parse_gpu_results
 
     results = parse_gpu_results((ROOT / "benchmarks" / "gpu_runs" / "2026-11-26-h200-results.txt").read_text())
     assert results.device == "NVIDIA H200 140 GiB" and results.gan_batch == 16 and results.seg_batch == 16
@@ -135,7 +135,7 @@ def test_parse_gpu_results_reads_the_committed_h200_run() -> None:
 
 
 def test_the_estimate_from_end_to_end_numbers_by_hand() -> None:
-    from dfgan.throughput import estimate_from_results, parse_gpu_results
+    from benchmarks.throughput import estimate_from_results, parse_gpu_results
 
     results = parse_gpu_results(SAMPLE_RESULTS)
     assert results.e2e_rate("dfgan", amp=True, graphs=True) == 30.0 and results.e2e_rate("dfgan") == 30.0

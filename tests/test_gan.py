@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from dfgan.config import load_params
-from dfgan.fid import FIDLoss, feature_statistics, write_reference_stats
-from dfgan.gan import (
+from dfgan.core.params_file import load_params
+from dfgan.gan.fid import FIDLoss, feature_statistics, write_reference_stats
+from dfgan.gan.training import (
     FidTerm,
     GanSettings,
     autocast_context,
@@ -30,7 +30,7 @@ from dfgan.gan import (
     train_gan,
     train_step,
 )
-from dfgan.inception import load_inception
+from dfgan.gan.inception import load_inception
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -306,7 +306,7 @@ def test_checkpoint_minutes_adds_checkpoints_by_time_and_a_resume_from_one_is_ex
     """gan.checkpoint_minutes, with a fake clock 40 s further on at every reading: the first epoch end a minute
     after the last checkpoint (or the start) saves one too; a run killed right after such a checkpoint resumes
     from it and ends with the uninterrupted run's weights (the trigger is not part of the fingerprint)."""
-    import dfgan.gan as gan_module
+    import dfgan.gan.training as gan_module
 
     saved: list[int] = []
     kill_at: dict[str, int | None] = {"epoch": None}
@@ -362,9 +362,9 @@ def test_checkpoint_minutes_adds_checkpoints_by_time_and_a_resume_from_one_is_ex
 def test_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
     tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dfgan import acceleration
+    from dfgan.core import speed
 
-    monkeypatch.setattr(acceleration, "_NOTICES", set())
+    monkeypatch.setattr(speed, "_NOTICES", set())
     params = small_params(64, jitter_load_scale=1.125)
     plain = run(tiny, "graphs_off", params)
     assert "gan.cuda_graphs" not in capsys.readouterr().out and "cuda_graphs" not in plain
@@ -383,7 +383,7 @@ def test_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 @pytest.mark.parametrize("variant", ["pix2pix", "dfgan"])
 def test_a_captured_gan_step_gives_the_eager_losses(tiny: dict[str, Any], variant: str) -> None:
-    from dfgan.throughput import captured_vs_eager_gan
+    from benchmarks.throughput import captured_vs_eager_gan
 
     cuda = torch.device("cuda")
     deterministic = torch.are_deterministic_algorithms_enabled()

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from dfgan import gan as gan_module
-from dfgan.config import load_params
-from dfgan.fid import FIDLoss, write_reference_stats
-from dfgan.gan import save_generator, train_gan
-from dfgan.networks import build_generator
-from dfgan.prepared import load_prepared
-from dfgan.synthesis import synthesize
+from dfgan.gan import training as gan_module
+from dfgan.core.params_file import load_params
+from dfgan.gan.fid import FIDLoss, write_reference_stats
+from dfgan.gan.training import save_generator, train_gan
+from dfgan.gan.networks import build_generator
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan.synthesis import synthesize
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]

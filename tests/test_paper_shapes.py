@@ -1,7 +1,7 @@
 """The paper profile's shapes on a CPU: 256 px, batch 16, resnet34 U-Net++ (random weights), the real Inception.
 
 One training step of each GAN variant, one U-Net++ step and one synthesis batch, through the code the stages run
-(``dfgan.throughput`` builds them with ``build_models``/``train_step``, ``generate`` and ``build_training_model``).
+(``benchmarks.throughput`` builds them with ``build_models``/``train_step``, ``generate`` and ``build_training_model``).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfgan.config import load_params
-from dfgan.inception import load_inception
-from dfgan.throughput import random_fid_term, time_gan_step, time_seg_step, time_synthesis_batch
+from dfgan.core.params_file import load_params
+from dfgan.gan.inception import load_inception
+from benchmarks.throughput import random_fid_term, time_gan_step, time_seg_step, time_synthesis_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

@@ -16,8 +16,8 @@ import psutil
 import pytest
 import yaml
 
-from dfgan import exp_queue, parallel
-from dfgan.parallel import StageGraph, parse_dag_dot, stages_to_run
+from dfgan.orchestrate import exp_queue, parallel
+from dfgan.orchestrate.parallel import StageGraph, parse_dag_dot, stages_to_run
 from tests.pipeline_repo import PROJECT_ROOT, run
 
 DOT = """strict digraph {
@@ -261,7 +261,7 @@ def test_set_params_applies_overrides_as_dvc_exp_run_does(tmp_path: Path) -> Non
     ("gan.lambda_l1=50,200", "-S gan.lambda_l1=50,200: a sweep is one experiment per value"),
 ])
 def test_a_bad_override_fails_with_one_line_and_changes_nothing(tmp_path: Path, override: str, message: str) -> None:
-    from dfgan.errors import InputError
+    from dfgan.core.errors import InputError
 
     repo = params_repo(tmp_path / "repo")
     before = (repo / "params.yaml").read_bytes()
@@ -303,7 +303,7 @@ def make_toy_repo(root: Path, stages: dict[str, dict[str, object]], files: dict[
 
 def runner(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run([sys.executable, "-m", "dfgan.parallel", "--repo", str(repo), *args], env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "dfgan.orchestrate.parallel", "--repo", str(repo), *args], env=env, text=True,
                           capture_output=True, timeout=300)
 
 
@@ -357,7 +357,7 @@ def test_ctrl_c_stops_running_stages_cleanly_and_a_rerun_completes(tmp_path: Pat
     repo = make_toy_repo(tmp_path / "toy", stages)
     (repo / "hold").write_text("")
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "dfgan.parallel", "--repo", str(repo), "--workers", "2"],
+    proc = subprocess.Popen([sys.executable, "-m", "dfgan.orchestrate.parallel", "--repo", str(repo), "--workers", "2"],
                             env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while not (repo / "slow.pid").exists():
@@ -455,7 +455,7 @@ def test_per_gpu_puts_at_most_k_stages_on_each_device_with_a_thread_share(tmp_pa
     repo = make_toy_repo(tmp_path / "toy", stages)
     env = {key: value for key, value in os.environ.items() if key not in parallel.THREAD_VARIABLES}
     # Fake device ids: the test checks the placement, not a GPU.
-    result = subprocess.run([sys.executable, "-m", "dfgan.parallel", "--repo", str(repo), "--gpus", "7,9",
+    result = subprocess.run([sys.executable, "-m", "dfgan.orchestrate.parallel", "--repo", str(repo), "--gpus", "7,9",
                              "--per-gpu", "2"], env={**env, "PYTHONPATH": str(PROJECT_ROOT)}, text=True,
                             capture_output=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 import yaml
 
-from dfgan.dicom_io import read_dicom, write_dicom
-from dfgan.phantom import generate_phantom
-from dfgan.prepare import PrepareError, prepare_dataset, read_rle_table, resize_mask
-from dfgan.prepared import load_prepared
-from dfgan.rle import code_reading, decode_union, mask_runs
+from dfgan.data.dicom_io import read_dicom, write_dicom
+from dfgan.data.phantom import generate_phantom
+from dfgan.data.prepare import PrepareError, prepare_dataset, read_rle_table, resize_mask
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.data.rle import code_reading, decode_union, mask_runs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NATIVE = 256
@@ -393,7 +393,7 @@ def test_a_stale_staging_directory_is_removed_and_git_ignored(phantom_tree: Path
 KILLED_WHILE_WRITING = """
 import sys, time
 from pathlib import Path
-import dfgan.prepare as prepare
+import dfgan.data.prepare as prepare
 
 def write_then_hang(directory, images, *rest):
     Path(directory).mkdir(parents=True)

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from dfgan import paper_results
-from dfgan.prepared import save_prepared
-from dfgan.report import REPORT_FILES, build_report, metrics_file, per_image_file
-from dfgan.training_sets import REAL, uses_synthetic
-from dfgan.synthetic_data import synthetic_path
+from dfgan.report import paper_results
+from dfgan.data.prepared_arrays import save_prepared
+from dfgan.report.build import REPORT_FILES, build_report, metrics_file, per_image_file
+from dfgan.seg.training_sets import REAL, uses_synthetic
+from dfgan.gan.synthetic_sets import synthetic_path
 from stages import report as report_stage
 
 S = 32

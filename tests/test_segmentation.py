@@ -13,17 +13,17 @@ import pytest
 import torch
 from torch import nn
 
-from dfgan.prepared import load_prepared, save_prepared, split_pools, validation_count
-from dfgan.segmentation import (
+from dfgan.data.prepared_arrays import load_prepared, save_prepared, split_pools, validation_count
+from dfgan.seg.experiment import (
     BceDiceLoss, CyclingBatchSampler, build_model, build_seed_augmentation, evaluate, make_schedule, run_condition,
     train_batches, training_rounds,
 )
-from dfgan.training_sets import (
+from dfgan.seg.training_sets import (
     PART_FLIPPED, PART_REAL, PART_REAL_REPEAT, PART_SYNTHETIC, assemble_training_set, conditions_from_params,
     gan_seed_for, parse_condition, run_label,
 )
-from dfgan.augment import build_augmentation, identity_augmentation
-from dfgan.synthetic_data import SYNTHETIC_KEYS, synthetic_path
+from dfgan.seg.augment import build_augmentation, identity_augmentation
+from dfgan.gan.synthetic_sets import SYNTHETIC_KEYS, synthetic_path
 
 S = 32  # smp's depth-5 encoders need sizes divisible by 32
 N_TRAIN = 8  # the pool of the largest size; val_fraction 0.25 holds 2 of them out for validation
@@ -432,9 +432,9 @@ def test_train_batches_sums_the_loss_on_the_device_as_python_floats_did() -> Non
 def test_seg_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
     project: dict[str, Path], one_thread: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dfgan import acceleration
+    from dfgan.core import speed
 
-    monkeypatch.setattr(acceleration, "_NOTICES", set())
+    monkeypatch.setattr(speed, "_NOTICES", set())
     out = project["root"]
     tables = []
     for graphs in (False, True):
@@ -449,7 +449,7 @@ def test_seg_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_a_captured_unet_step_gives_the_eager_losses() -> None:
-    from dfgan.throughput import captured_vs_eager_seg
+    from benchmarks.throughput import captured_vs_eager_seg
 
     difference, used = captured_vs_eager_seg(tiny_seg_params(), 32, torch.device("cuda"), steps=7)
     assert used and difference < 1e-4, difference

@@ -15,12 +15,12 @@ import pytest
 import torch
 import yaml
 
-from dfgan.config import load_params
-from dfgan.fid import write_reference_stats
-from dfgan.gan import save_generator
-from dfgan.networks import build_generator
-from dfgan.prepared import load_prepared
-from dfgan.synthesis import synthesize
+from dfgan.core.params_file import load_params
+from dfgan.gan.fid import write_reference_stats
+from dfgan.gan.training import save_generator
+from dfgan.gan.networks import build_generator
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan.synthesis import synthesize
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dfgan.training_log import PlainLive, open_live
+from dfgan.core.training_log import PlainLive, open_live
 
 
 def _files(root: Path) -> dict[str, str]:
