@@ -16,11 +16,15 @@ from dfgan.data.folder_data import check_folder_data
 from dfgan.data.siim import check_raw_data
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--no-data", action="store_true", help="check the params only")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     params = load_params(args.params)
     print(f"{args.params}: every key valid")
     if not args.no_data:

@@ -12,17 +12,22 @@ import json
 
 from dfgan.core.params_file import load_params, require_listed
 from dfgan.core.errors import run_stage
-from dfgan.gan.fid import STATS_DIR, write_reference_stats
+from dfgan.core.paths import FID_STATS, PREPARED
+from dfgan.gan.fid import write_reference_stats
 from dfgan.core.runtime import resolve_device
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=["all", "train", "test"], default="all")
     parser.add_argument("--size", type=int, help="with --split train: one size (default: every size)")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--prepared", default="data/prepared")
-    args = parser.parse_args()
+    parser.add_argument("--prepared", default=str(PREPARED))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     params = load_params(args.params)
     if args.size is not None:
         require_listed(params, "sizes", args.size, args.params)
@@ -30,7 +35,7 @@ def main() -> None:
     summary = write_reference_stats(
         args.prepared,
         sizes if args.split in ("all", "train") else [],
-        STATS_DIR,
+        FID_STATS,
         int(params["fid"]["batch_size"]),
         resolve_device(params["fid"]["device"]),
         include_test=args.split in ("all", "test"),

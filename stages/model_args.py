@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from dfgan.core.paths import PREPARED
 from dfgan.core.validation import VARIANTS
 
 
-def parse_model_args(description: str | None) -> argparse.Namespace:
+def parse_model_args(description: str | None, argv: list[str] | None = None) -> argparse.Namespace:
     """``--size N --variant {pix2pix,dfgan} --seed K [--params params.yaml] [--prepared data/prepared]``."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size", type=int, required=True, help="training-set size (one of params 'sizes')")
     parser.add_argument("--variant", choices=VARIANTS, required=True)
     parser.add_argument("--seed", type=int, required=True, help="GAN seed (one of params 'gan.seeds')")
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--prepared", default="data/prepared")
-    return parser.parse_args()
+    parser.add_argument("--prepared", default=str(PREPARED))
+    return parser.parse_args(argv)

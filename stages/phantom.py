@@ -12,15 +12,18 @@ from pathlib import Path
 
 from dfgan.core.params_file import load_params, section
 from dfgan.core.errors import run_stage
+from dfgan.core.paths import CONTACT_SHEET
 from dfgan.data.phantom import generate_phantom, render_contact_sheet
 
-CONTACT_SHEET = Path("data/raw/phantom_contact_sheet.png")
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     cfg = section(load_params(args.params), "phantom")
     out_dir = Path(cfg["out_dir"])
     shutil.rmtree(out_dir, ignore_errors=True)  # no stale files from an earlier, larger run

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from dfgan.core.params_file import load_params, section
 from dfgan.core.errors import run_stage
+from dfgan.core.paths import DATA_METRICS, PREPARED
 from dfgan.data.prepare import prepare_dataset, prepare_folder_dataset
 
-OUT_DIR = Path("data/prepared")
-METRICS = Path("metrics/data.json")
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     params = load_params(args.params)
     cfg = section(params, "data")
     common = dict(
@@ -35,8 +36,8 @@ def main(argv: list[str] | None = None) -> None:
     if cfg["format"] == "folder":
         metrics = prepare_folder_dataset(
             cfg["raw_dir"],
-            OUT_DIR,
-            METRICS,
+            PREPARED,
+            DATA_METRICS,
             mask_suffix=cfg["mask_suffix"] or "",
             missing_mask=str(cfg["missing_mask"]),
             pairs_csv=cfg["pairs_csv"],
@@ -46,8 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         metrics = prepare_dataset(
             cfg["raw_dir"],
-            OUT_DIR,
-            METRICS,
+            PREPARED,
+            DATA_METRICS,
             dicom_glob=cfg["dicom_glob"],
             rle_csv=cfg["rle_csv"],
             missing_dicom=str(cfg["missing_dicom"]),

@@ -10,20 +10,22 @@ import argparse
 from dfgan.core.speed import runtime_deterministic
 from dfgan.core.params_file import load_params, require_listed, section
 from dfgan.core.errors import run_stage
+from dfgan.core.paths import PREPARED, SYNTHETIC, run_label, seg_run
 from dfgan.seg.experiment import run_condition
-from dfgan.seg.training_sets import require_condition, run_label, uses_synthetic
-
-PREPARED_DIR = "data/prepared"
-SYNTHETIC_ROOT = "data/synthetic"
+from dfgan.seg.training_sets import require_condition, uses_synthetic
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, required=True, help="training-set size (one of params 'sizes')")
     parser.add_argument("--condition", required=True, help="real, real2x, <variant> or <variant>2x")
     parser.add_argument("--aug", required=True, choices=["none", "classic"], help="classic augmentation or none")
     parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
 
     params = load_params(args.params)
     require_listed(params, "sizes", args.size, args.params)
@@ -31,16 +33,14 @@ def main(argv: list[str] | None = None) -> None:
     seg = section(params, "seg")
     label = run_label(args.condition, args.aug)
     metrics = run_condition(
-        prepared_dir=PREPARED_DIR,
-        synthetic_root=SYNTHETIC_ROOT,
+        prepared_dir=PREPARED,
+        synthetic_root=SYNTHETIC,
         size=args.size,
         condition=args.condition,
         aug=args.aug,
         seg_params=seg,
         gan_seeds=section(params, "gan")["seeds"] if uses_synthetic(args.condition) else [],
-        metrics_path=f"metrics/seg/{args.size}/{label}.json",
-        per_image_path=f"data/seg/{args.size}/{label}/per_image.csv",
-        live_dir=f"dvclive/seg/{args.size}/{label}",
+        files=seg_run(args.size, args.condition, args.aug),
         deterministic=runtime_deterministic(params),
     )
     dice = f"{metrics['dice_mean']:.4f} ± {metrics['dice_sem']:.4f}"

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dfgan.core.paths import run_label
 from dfgan.data.prepared_arrays import load_prepared
 from dfgan.seg.training_sets import (
     PART_MIRRORED, PART_PASTED, PART_PASTED_FLIPPED, PART_REAL, assemble_training_set, condition_title,
-    conditions_from_params, paste_hosts, paste_lesions, parse_condition, run_label, uses_synthetic,
+    conditions_from_params, paste_hosts, paste_lesions, parse_condition, uses_synthetic,
 )
 from fakes import blob_xrays, save_fake_prepared
 

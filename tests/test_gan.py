@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from dfgan.core.params_file import load_params
+from dfgan.core.paths import GanRunPaths
 from dfgan.gan.fid import FIDLoss, feature_statistics, write_reference_stats
 from dfgan.gan.training import (
     FidTerm,
@@ -72,8 +73,8 @@ def run(tiny: dict[str, Any], name: str, params: dict[str, Any], variant: str = 
     root = tiny["root"] / name
     return train_gan(
         tiny["prepared"], 8, variant, 0, params,
-        out_dir=root / "model", checkpoint_path=root / "ckpt.pt", live_dir=root / "live",
-        metrics_path=root / "metrics.json", stats_path=tiny["stats"] / "train_8.npz", extractor=tiny["extractor"],
+        GanRunPaths(root / "model", root / "ckpt.pt", root / "live", root / "metrics.json"),
+        stats_path=tiny["stats"] / "train_8.npz", extractor=tiny["extractor"],
         **kwargs,
     )
 
@@ -408,8 +409,9 @@ def test_a_training_run_with_cuda_graphs_replays_its_steps(tiny: dict[str, Any])
     root = tiny["root"] / "cuda_graphs"
     try:
         metrics = train_gan(
-            tiny["prepared"], 8, "dfgan", 0, params, out_dir=root / "model", checkpoint_path=root / "ckpt.pt",
-            live_dir=root / "live", metrics_path=root / "metrics.json", stats_path=tiny["stats"] / "train_8.npz",
+            tiny["prepared"], 8, "dfgan", 0, params,
+            GanRunPaths(root / "model", root / "ckpt.pt", root / "live", root / "metrics.json"),
+            stats_path=tiny["stats"] / "train_8.npz",
             extractor=TinyExtractor().to(torch.device("cuda")),
         )
     finally:

@@ -14,7 +14,8 @@ import yaml
 
 from dfgan.report import paper_results
 from dfgan.data.prepared_arrays import save_prepared
-from dfgan.report.build import REPORT_FILES, build_report, metrics_file, per_image_file
+from dfgan.core.paths import REPORT_FILES, seg_run
+from dfgan.report.build import build_report
 from dfgan.seg.training_sets import REAL, uses_synthetic
 from dfgan.gan.synthetic_sets import synthetic_path
 from stages import report as report_stage
@@ -62,7 +63,7 @@ def write_inputs(
     for size in sizes:
         for condition in [REAL, *conditions]:
             for aug in ("none", "classic"):
-                path = metrics_file(seg, size, condition, aug)
+                path = seg_run(size, condition, aug, metrics_root=seg).metrics_path
                 path.parent.mkdir(parents=True, exist_ok=True)
                 dice = FAKE_DICE[condition] + AUG_BONUS[aug]
                 gans = list(gan_seeds) if uses_synthetic(condition) else [None] * len(SEEDS)
@@ -71,7 +72,7 @@ def write_inputs(
                     "gan_seed_per_seed": gans, "rounds": 4, "best_round_per_seed": [4, 2, 3],
                     "optimizer_steps_per_seed": [40, 40, 40], "empty_fraction": 0.25,
                 }))
-                per_image = per_image_file(seg_data, size, condition, aug)
+                per_image = seg_run(size, condition, aug, data_root=seg_data).per_image_path
                 per_image.parent.mkdir(parents=True, exist_ok=True)
                 pd.DataFrame(
                     [{"seed": seed, "row": max(sizes) + i, "dice": dice + shared[k, i]}
@@ -155,7 +156,7 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
 
 def test_missing_metrics_file_is_named(tmp_path: Path) -> None:
     paths = write_inputs(tmp_path, [16], CONDITIONS)
-    missing = metrics_file(paths["seg"], 16, "dfgan", "classic")
+    missing = seg_run(16, "dfgan", "classic", metrics_root=paths["seg"]).metrics_path
     missing.unlink()
     with pytest.raises(FileNotFoundError, match=r"real\+dfgan-classic\.json"):
         run_report(paths, [16], CONDITIONS)

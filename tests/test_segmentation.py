@@ -20,9 +20,10 @@ from dfgan.seg.experiment import (
 )
 from dfgan.seg.training_sets import (
     PART_FLIPPED, PART_REAL, PART_REAL_REPEAT, PART_SYNTHETIC, assemble_training_set, conditions_from_params,
-    gan_seed_for, parse_condition, run_label,
+    gan_seed_for, parse_condition,
 )
 from dfgan.seg.augment import build_augmentation, identity_augmentation
+from dfgan.core.paths import SegRunPaths, run_label
 from dfgan.gan.synthetic_sets import SYNTHETIC_KEYS, synthetic_path
 
 S = 32  # smp's depth-5 encoders need sizes divisible by 32
@@ -304,7 +305,7 @@ def test_run_condition_end_to_end_writes_metrics_csv_and_curves(
     start = time.perf_counter()
     result = run_condition(
         project["prepared"], project["synthetic"], N_TRAIN, "dfgan2x", "classic", tiny_seg_params(), [0, 1],
-        metrics_path, per_image_path, live_dir, deterministic=False,
+        SegRunPaths(per_image_path.parent, per_image_path, metrics_path, live_dir), deterministic=False,
     )
     print(f"tiny run_condition (2 seeds x 1 epoch, 32x32): {time.perf_counter() - start:.1f} s")
 
@@ -336,7 +337,7 @@ def test_run_condition_rejects_an_unknown_augmentation(project: dict[str, Path])
     with pytest.raises(KeyError, match="heavy"):
         run_condition(
             project["prepared"], project["synthetic"], N_TRAIN, "real", "heavy", tiny_seg_params(), [],
-            out / "m.json", out / "p.csv", out / "live", deterministic=False,
+            SegRunPaths(out, out / "p.csv", out / "m.json", out / "live"), deterministic=False,
         )
 
 
@@ -349,7 +350,7 @@ def test_run_condition_repeats_exactly_for_a_seed(
     runs = [
         run_condition(
             project["prepared"], project["synthetic"], N_TRAIN, "pix2pix", "classic", params, [0],
-            out / f"m{i}.json", out / f"p{i}.csv", out / f"live{i}", deterministic=False,
+            SegRunPaths(out, out / f"p{i}.csv", out / f"m{i}.json", out / f"live{i}"), deterministic=False,
         )
         for i in range(2)
     ]
@@ -440,7 +441,8 @@ def test_seg_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
     for graphs in (False, True):
         params = tiny_seg_params(seeds=[0, 1], augment_on="device", cuda_graphs=graphs, device="cpu")
         run_condition(project["prepared"], project["synthetic"], N_TRAIN, "real", "classic", params, [0],
-                      out / f"m{graphs}.json", out / f"p{graphs}.csv", out / f"live{graphs}", deterministic=False)
+                      SegRunPaths(out, out / f"p{graphs}.csv", out / f"m{graphs}.json", out / f"live{graphs}"),
+                      deterministic=False)
         tables.append(pd.read_csv(out / f"p{graphs}.csv"))
         lines = [line for line in capsys.readouterr().out.splitlines() if "cuda_graphs" in line]
         assert lines == (["seg.cuda_graphs: ignored, CUDA graphs need a CUDA device (running on cpu)"] if graphs else [])

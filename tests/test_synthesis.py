@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from dfgan.core.params_file import load_params
+from dfgan.core.paths import SynthRunPaths
 from dfgan.gan.fid import write_reference_stats
 from dfgan.gan.training import save_generator
 from dfgan.gan.networks import build_generator
@@ -56,8 +57,9 @@ def run(setup: dict[str, Any], name: str, **synth: Any) -> tuple[dict[str, Any],
     params = copy.deepcopy(setup["params"])
     params["synth"].update(synth)
     out = setup["root"] / name
-    metrics = synthesize(setup["prepared"], 6, "dfgan", 0, params, setup["root"] / "model", out, out / "metrics.json",
-                         stats_dir=setup["stats"], extractor=setup["extractor"])
+    files = SynthRunPaths(setup["root"] / "model", out, out / "metrics.json")
+    metrics = synthesize(setup["prepared"], 6, "dfgan", 0, params, files, stats_dir=setup["stats"],
+                         extractor=setup["extractor"])
     with np.load(out / "synthetic.npz") as data:
         return metrics, {k: data[k] for k in data.files}
 

@@ -25,13 +25,13 @@ from torch import nn
 from tqdm import tqdm
 
 from dfgan.core.array_io import save_npz
+from dfgan.core.paths import fid_test_stats, fid_train_stats
 from dfgan.core.imaging import uint8_to_unit
 from dfgan.gan.inception import load_inception
 from dfgan.data.prepared_arrays import load_prepared
 from dfgan.core.runtime import progress_disabled
 
 DEFAULT_EIGEN_FLOOR = 1e-12  # params fid.eigen_floor; absolute, Inception features are O(1)
-STATS_DIR = Path("data/fid_stats")  # the pipeline's real-image statistics: train_<size>.npz, test.npz
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -214,14 +214,6 @@ def load_stats(path: str | Path) -> FeatureStats:
         return FeatureStats(data["features"], data["mu"], data["sigma"])
 
 
-def train_stats_path(size: int, stats_dir: str | Path = STATS_DIR) -> Path:
-    return Path(stats_dir) / f"train_{size}.npz"
-
-
-def test_stats_path(stats_dir: str | Path = STATS_DIR) -> Path:
-    return Path(stats_dir) / "test.npz"
-
-
 def write_reference_stats(
     prepared_dir: str | Path,
     sizes: Sequence[int],
@@ -260,11 +252,11 @@ def write_reference_stats(
         features = train_features[positions]
         if include_flips:
             features = np.concatenate([features, flipped[positions]])
-        path = train_stats_path(size, stats_dir)
+        path = fid_train_stats(size, stats_dir)
         save_stats(path, features)
         summary[path.name] = {"images": len(features)}
     if include_test:
-        path = test_stats_path(stats_dir)
+        path = fid_test_stats(stats_dir)
         save_stats(path, compute_features(np.asarray(data.images[data.test_rows]), extractor, batch_size, device,
                                           desc="inception (test)"))
         summary[path.name] = {"images": len(data.test_rows)}

@@ -23,31 +23,14 @@ import torch
 from torch import nn
 
 from dfgan.core.array_io import save_npz
-from dfgan.gan.fid import (
-    STATS_DIR,
-    compute_features,
-    frechet_distance,
-    kid,
-    load_stats,
-    test_stats_path,
-    train_stats_path,
-)
-from dfgan.gan.training import generate, load_generator, make_pairs, model_name
-from dfgan.gan.training import run_paths as gan_run_paths  # the generator this stage reads
+from dfgan.core.paths import FID_STATS, SynthRunPaths, fid_test_stats, fid_train_stats
+from dfgan.gan.fid import compute_features, frechet_distance, kid, load_stats
+from dfgan.gan.training import generate, load_generator, make_pairs
 from dfgan.core.imaging import outline, save_grid, unit_to_uint8
 from dfgan.gan.inception import load_inception
 from dfgan.data.prepared_arrays import load_prepared
 from dfgan.core.runtime import resolve_device
-from dfgan.gan.synthetic_sets import PREVIEW_FILE, SYNTHETIC_FILE, SYNTHETIC_ROOT, synthetic_dir
-
-
-def run_paths(size: int, variant: str, seed: int) -> dict[str, Path]:
-    """The pipeline's paths for one synthetic set: the generator it reads, and what it writes."""
-    return {
-        "model_dir": gan_run_paths(size, variant, seed)["out_dir"],
-        "out_dir": synthetic_dir(SYNTHETIC_ROOT, size, variant, seed),
-        "metrics_path": Path("metrics/synth") / f"{model_name(size, variant, seed)}.json",
-    }
+from dfgan.gan.synthetic_sets import PREVIEW_FILE, SYNTHETIC_FILE
 
 
 def synthesis_seed(synth_seed: int, gan_seed: int) -> int:
@@ -120,9 +103,7 @@ def synthesize(
     variant: str,
     seed: int,
     params: dict[str, Any],
-    model_dir: str | Path,
-    out_dir: str | Path,
-    metrics_path: str | Path,
+    files: SynthRunPaths,
     stats_dir: str | Path | None = None,
     extractor: nn.Module | None = None,
 ) -> dict[str, Any]:
@@ -130,12 +111,13 @@ def synthesize(
 
     G runs on batches of ``gan.batch_size`` (the size it was trained with; see :func:`dfgan.gan.training.generate`).
 
-    ``stats_dir`` defaults to ``data/fid_stats``; ``extractor`` (a test hook) replaces the Inception network and must
-    be the one that produced the cached real features.
+    ``files`` are the generator it reads and what it writes (:func:`dfgan.core.paths.synth_run`); ``stats_dir``
+    defaults to :data:`dfgan.core.paths.FID_STATS`; ``extractor`` (a test hook) replaces the Inception network and
+    must be the one that produced the cached real features.
     """
     synth, fid_params = params["synth"], params["fid"]
-    out_dir, metrics_path = Path(out_dir), Path(metrics_path)
-    stats_dir = Path(stats_dir) if stats_dir is not None else STATS_DIR
+    model_dir, out_dir, metrics_path = files.model_dir, files.out_dir, files.metrics_path
+    stats_dir = Path(stats_dir) if stats_dir is not None else FID_STATS
     device = resolve_device(synth["device"])
     started = time.perf_counter()
 
@@ -182,7 +164,7 @@ def synthesize(
     features = compute_features(synthetic, extractor, batch, device, desc="synthetic")
     flipped_features = compute_features(flipped_synthetic, extractor, batch, device, desc="flipped")
     both = np.concatenate([features, flipped_features])
-    train_ref, test_ref = load_stats(train_stats_path(size, stats_dir)), load_stats(test_stats_path(stats_dir))
+    train_ref, test_ref = load_stats(fid_train_stats(size, stats_dir)), load_stats(fid_test_stats(stats_dir))
     metrics: dict[str, Any] = {
         "size": size, "variant": variant, "seed": seed, "images": len(synthetic), "device": str(device)
     }

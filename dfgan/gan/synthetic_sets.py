@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-SYNTHETIC_ROOT = Path("data/synthetic")
+from dfgan.core.paths import synthetic_dir
+
 SYNTHETIC_FILE = "synthetic.npz"
 PREVIEW_FILE = "preview.png"
 SYNTHETIC_KEYS = (
@@ -57,13 +58,9 @@ class SyntheticSet:
         return [self.plain, self.flipped][:copies]
 
 
-def synthetic_dir(root: str | Path, size: int, variant: str, seed: int) -> Path:
-    """One GAN seed's synthetic set; ``<root>/<size>/<variant>`` holds every seed's (what a U-Net++ run reads)."""
-    return Path(root) / str(size) / variant / f"s{seed}"
-
-
 def synthetic_path(root: str | Path, size: int, variant: str, seed: int) -> Path:
-    return synthetic_dir(root, size, variant, seed) / SYNTHETIC_FILE
+    """The file of one GAN seed's synthetic set under the synthetic ``root`` (the pipeline's: ``data/synthetic``)."""
+    return synthetic_dir(size, variant, seed, root) / SYNTHETIC_FILE
 
 
 def _checked_part(path: Path, images: np.ndarray, masks: np.ndarray, rows: np.ndarray, label: str) -> SyntheticPart:

@@ -40,8 +40,9 @@ from dfgan.gan.checkpoints import (
     checkpoint_state, load_checkpoint, restore_checkpoint, run_fingerprint, save_checkpoint,
 )
 from dfgan.core.params_file import variant_lambda_fid
-from dfgan.gan.fid import FIDLoss, batch_mean_and_factor, frechet_distance, load_stats, train_stats_path
+from dfgan.gan.fid import FIDLoss, batch_mean_and_factor, frechet_distance, load_stats
 from dfgan.core.imaging import outline, save_grid, unit_to_uint8
+from dfgan.core.paths import GanRunPaths, fid_train_stats, gan_name
 from dfgan.gan.inception import load_inception
 from dfgan.gan.networks import GANLoss, build_discriminator, build_generator, set_requires_grad, unet_depth
 from dfgan.core.validation import FID_MODES, VARIANTS
@@ -643,22 +644,6 @@ def save_samples(
 # The training run
 
 
-def model_name(size: int, variant: str, seed: int) -> str:
-    """``<size>_<variant>_s<seed>``: one GAN per training size, variant and seed in ``gan.seeds``."""
-    return f"{size}_{variant}_s{seed}"
-
-
-def run_paths(size: int, variant: str, seed: int) -> dict[str, Path]:
-    """The pipeline's paths for one model. The checkpoint lives outside the stage's outputs, so DVC keeps it."""
-    name = model_name(size, variant, seed)
-    return {
-        "out_dir": Path("models/gan") / name,
-        "checkpoint_path": Path("checkpoints/gan") / f"{name}.pt",
-        "live_dir": Path("dvclive/gan") / name,
-        "metrics_path": Path("metrics/gan") / f"{name}.json",
-    }
-
-
 def _log_epoch(live: TrainingLog, epoch: int, record: dict[str, float]) -> None:
     live.step = epoch
     for name, value in record.items():
@@ -681,25 +666,25 @@ def train_gan(
     variant: str,
     seed: int,
     params: dict[str, Any],
-    out_dir: str | Path,
-    checkpoint_path: str | Path,
-    live_dir: str | Path,
-    metrics_path: str | Path,
+    files: GanRunPaths,
     stop_after_epoch: int | None = None,
     stats_path: str | Path | None = None,
     extractor: nn.Module | None = None,
 ) -> dict[str, Any]:
     """Train one GAN (``size`` training images, ``variant`` pix2pix or dfgan, ``seed``) and write its outputs.
 
-    ``stats_path`` defaults to ``data/fid_stats/train_<size>.npz``; ``extractor`` (a test hook) replaces the
-    Inception network, and ``stop_after_epoch`` returns right after that epoch's checkpoint (a simulated kill).
-    Returns the metrics written to ``metrics_path`` (or, when stopped early, {"stopped_after_epoch": k}). Once the
-    outputs are written the checkpoint is deleted, unless ``gan.keep_checkpoint`` (it is not part of the fingerprint).
+    ``files`` are the run's outputs (:func:`dfgan.core.paths.gan_run`). ``stats_path`` defaults to the pipeline's
+    :func:`dfgan.core.paths.fid_train_stats`; ``extractor`` (a test hook) replaces the Inception network, and
+    ``stop_after_epoch`` returns right after that epoch's checkpoint (a simulated kill). Returns the metrics written
+    to ``files.metrics_path`` (or, when stopped early, {"stopped_after_epoch": k}). Once the outputs are written the
+    checkpoint is deleted, unless ``gan.keep_checkpoint`` (it is not part of the fingerprint).
     """
 
     s = GanSettings.from_params(params, variant, seed)
-    out_dir, checkpoint_path, live_dir, metrics_path = map(Path, (out_dir, checkpoint_path, live_dir, metrics_path))
-    stats_path = Path(stats_path) if stats_path is not None else train_stats_path(size)
+    out_dir, checkpoint_path, live_dir, metrics_path = (
+        files.out_dir, files.checkpoint_path, files.live_dir, files.metrics_path
+    )
+    stats_path = Path(stats_path) if stats_path is not None else fid_train_stats(size)
     device = resolve_device(s.device)
     configure_determinism(runtime_deterministic(params))
     seed_everything(s.seed)
@@ -726,7 +711,7 @@ def train_gan(
     if state is not None:
         restore_checkpoint(models, state, device)
         start_epoch, steps, seconds_before, history = state["epoch"], state["steps"], state["seconds"], state["history"]
-        print(f"[train_gan] {model_name(size, variant, seed)}: resuming after epoch {start_epoch} of {s.total_epochs}")
+        print(f"[train_gan] {gan_name(size, variant, seed)}: resuming after epoch {start_epoch} of {s.total_epochs}")
     del state
     step = GanStep(models, s, fid_term, device, graphs)  # after the restore: a graph captures the restored state
 
@@ -740,7 +725,7 @@ def train_gan(
     progress = tqdm(
         total=s.total_epochs * steps_per_epoch,
         initial=start_epoch * steps_per_epoch,
-        desc=f"gan {model_name(size, variant, seed)}",
+        desc=f"gan {gan_name(size, variant, seed)}",
         unit="step",
         disable=progress_disabled(),
     )

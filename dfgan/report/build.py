@@ -19,6 +19,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
+from dfgan.core.paths import REPORT_FILES, report_file, run_label, seg_run, synthetic_dir
+from dfgan.gan.synthetic_sets import PREVIEW_FILE
 from dfgan.report import paper_results
 from dfgan.report.contrasts import (
     AUGS, Deltas, RunKey, all_contrasts, condition_interval, gan_variants, lookup,
@@ -30,7 +32,6 @@ from dfgan.report.tables import (
 from dfgan.report.paper_results import PAPER_LABEL, PaperDice
 from dfgan.seg.training_sets import (
     AUG_TITLES, FLIPPED_SUFFIX, REAL, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X, REAL_REPEATED, condition_title,
-    run_label,
 )
 
 TABLE2_VARIANT = "dfgan"
@@ -46,21 +47,12 @@ def all_conditions(conditions: Sequence[str]) -> list[str]:
     return list(dict.fromkeys([REAL, *conditions]))
 
 
-def metrics_file(seg_metrics_dir: str | Path, size: int, condition: str, aug: str) -> Path:
-    return Path(seg_metrics_dir) / str(size) / f"{run_label(condition, aug)}.json"
-
-
-def per_image_file(seg_data_dir: str | Path, size: int, condition: str, aug: str) -> Path:
-    return Path(seg_data_dir) / str(size) / run_label(condition, aug) / "per_image.csv"
-
-
 def expected_files(
-    path_of: Callable[[str | Path, int, str, str], Path], root: str | Path, sizes: Sequence[int],
-    conditions: Sequence[str], what: str,
+    path_of: Callable[[int, str, str], Path], sizes: Sequence[int], conditions: Sequence[str], what: str
 ) -> dict[RunKey, Path]:
-    """The file of every run the params imply (``path_of(root, size, condition, aug)``); names each missing one."""
+    """The file of every run the params imply (``path_of(size, condition, aug)``); names each missing one."""
     expected = {
-        (int(size), condition, aug): path_of(root, size, condition, aug)
+        (int(size), condition, aug): path_of(int(size), condition, aug)
         for size in sizes
         for condition in all_conditions(conditions)
         for aug in AUGS
@@ -75,7 +67,10 @@ def load_per_image_dice(
     seg_data_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]
 ) -> dict[RunKey, pd.DataFrame]:
     """Per-image Dice of every expected run as a (seed x test row) table."""
-    expected = expected_files(per_image_file, seg_data_dir, sizes, conditions, "per-image Dice")
+    def path_of(size: int, condition: str, aug: str) -> Path:
+        return seg_run(size, condition, aug, data_root=seg_data_dir).per_image_path
+
+    expected = expected_files(path_of, sizes, conditions, "per-image Dice")
     return {key: pd.read_csv(path).pivot(index="seed", columns="row", values="dice") for key, path in expected.items()}
 
 
@@ -83,7 +78,10 @@ def load_seg_metrics(
     seg_metrics_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]
 ) -> dict[RunKey, dict]:
     """Every expected metrics JSON."""
-    expected = expected_files(metrics_file, seg_metrics_dir, sizes, conditions, "segmentation metrics")
+    def path_of(size: int, condition: str, aug: str) -> Path:
+        return seg_run(size, condition, aug, metrics_root=seg_metrics_dir).metrics_path
+
+    expected = expected_files(path_of, sizes, conditions, "segmentation metrics")
     return {key: json.loads(path.read_text()) for key, path in expected.items()}
 
 
@@ -336,25 +334,9 @@ def summary(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-# Every file build_report writes and what a reader finds in it (printed after a run: a newcomer knows where to look).
-REPORT_FILES: dict[str, str] = {
-    "table1.md": "Table 1: Dice of R, R x2, R + S (Pix2Pix, DF-GAN) per size, paired differences, the paper's",
-    "table2.md": "Table 2: Dice of R, R + S and R + 2S (DF-GAN), paired differences to R",
-    "controls.md": "GAN images against the controls without a GAN (R + flip, R + paste, R + paste 2x)",
-    "convergence.md": "per run: share of seeds still improving at the last round, steps, empty predictions",
-    "fig3_samples.png": "Figure 3: real, Pix2Pix and DF-GAN images around the same lesions",
-    "fig4_improvement.png": "Figure 4: relative Dice improvement over R vs size, with the paper's",
-    "dice_vs_size.png": "Dice vs training size for every condition",
-    "summary.json": "headline numbers; every paired difference, raw and Holm-adjusted (dvc metrics show)",
-    "table1.json": "Table 1 as data",
-    "table2.json": "Table 2 as data",
-    "controls.json": "the controls table as data",
-    "improvement.csv": "Figure 4 as data",
-    "dice_vs_size.csv": "Dice vs training size as data (dvc plots show)",
-}
 OTHER_RESULTS = (
     ("metrics/", "what every stage measured (FID, KID, Dice per run): dvc metrics show"),
-    ("data/synthetic/<size>/<variant>/s<seed>/preview.png", "synthetic images of each GAN"),
+    (f"{synthetic_dir('<size>', '<variant>', '<seed>').as_posix()}/{PREVIEW_FILE}", "synthetic images of each GAN"),
     ("dvclive/", "training curves of every GAN and U-Net++: dvc plots show"),
 )
 
@@ -403,39 +385,42 @@ def build_report(
     if not sizes:
         raise ValueError("build_report: no sizes")
     weights = fid_weights or {}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+
+    def file(name: str) -> Path:
+        return report_file(name, out_dir)
+
     results = load_seg_metrics(seg_metrics_dir, sizes, conditions)
     per_image = load_per_image_dice(seg_data_dir, sizes, conditions)
     deltas = all_contrasts(per_image, results, all_conditions(conditions), sizes, primary, level, min_units)
     note = delta_note(deltas, level, min_units, primary)
 
     rows1 = table1(results, sizes, conditions, deltas)
-    (out / "table1.md").write_text(table1_markdown(rows1, note, weights))
-    write_json(out / "table1.json", {"sizes": sizes, "rows": rows1, "paper_source": PAPER_LABEL})
+    file("table1.md").write_text(table1_markdown(rows1, note, weights))
+    write_json(file("table1.json"), {"sizes": sizes, "rows": rows1, "paper_source": PAPER_LABEL})
 
     rows2, paper_row = table2(results, sizes, deltas), table2_paper_row()
-    (out / "table2.md").write_text(table2_markdown(rows2, paper_row, note))
-    write_json(out / "table2.json", {"sizes": sizes, "rows": rows2, "paper": paper_row})
+    file("table2.md").write_text(table2_markdown(rows2, paper_row, note))
+    write_json(file("table2.json"), {"sizes": sizes, "rows": rows2, "paper": paper_row})
 
     rows3 = controls_table(results, sizes, conditions, deltas)
-    (out / "controls.md").write_text(controls_markdown(rows3, note, weights))
-    write_json(out / "controls.json", {"sizes": sizes, "rows": rows3})
+    file("controls.md").write_text(controls_markdown(rows3, note, weights))
+    write_json(file("controls.json"), {"sizes": sizes, "rows": rows3})
 
     converged = convergence(results, sizes, conditions)
-    (out / "convergence.md").write_text(convergence_markdown(converged, weights))
+    file("convergence.md").write_text(convergence_markdown(converged, weights))
 
-    dice_vs_size(results, sizes, conditions).to_csv(out / "dice_vs_size.csv", index=False)
+    dice_vs_size(results, sizes, conditions).to_csv(file("dice_vs_size.csv"), index=False)
     gains = improvement(results, sizes, conditions)
-    gains.to_csv(out / "improvement.csv", index=False)
+    gains.to_csv(file("improvement.csv"), index=False)
 
-    plot_improvement(improvement_panels(results, sizes, conditions, deltas, weights), out / "fig4_improvement.png",
+    plot_improvement(improvement_panels(results, sizes, conditions, deltas, weights), file("fig4_improvement.png"),
                      f"bars: Holm-adjusted {level:.0%} intervals; hollow: too few replicates")
     plot_dice_vs_size(dice_panels(results, per_image, sizes, conditions, level, min_units, weights),
-                      out / "dice_vs_size.png", f"bars: {level:.0%} interval of each mean; hollow: too few replicates")
+                      file("dice_vs_size.png"), f"bars: {level:.0%} interval of each mean; hollow: too few replicates")
     plot_samples(synthetic_root, sizes[-1], sample_variants(conditions), gan_seed, prepared_dir, sample_count,
-                 out / "fig3_samples.png")
+                 file("fig3_samples.png"))
 
     headline = summary(results, sizes, conditions, gains, deltas, primary, converged)
-    write_json(out / "summary.json", headline)
+    write_json(file("summary.json"), headline)
     return headline

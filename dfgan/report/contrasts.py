@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from dfgan.report.intervals import adjusted_interval, holm, paired_difference
+from dfgan.core.paths import run_label
 from dfgan.seg.training_sets import (
-    FLIPPED_SUFFIX, REAL, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X, REAL_REPEATED, run_label, uses_synthetic,
+    FLIPPED_SUFFIX, REAL, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X, REAL_REPEATED, uses_synthetic,
 )
 
 RunKey = tuple[int, str, str]  # (size, condition, aug)

@@ -42,6 +42,7 @@ from dfgan.seg.augment import (
 )
 from dfgan.seg.encoder_weights import model_with_encoder_file
 from dfgan.core.imaging import uint8_to_unit
+from dfgan.core.paths import SegRunPaths
 from dfgan.seg.dice import dice_per_image, mean_and_sem
 from dfgan.core.validation import SCHEDULES
 from dfgan.data.prepared_arrays import PreparedData, load_prepared
@@ -625,12 +626,11 @@ def run_condition(
     aug: str,
     seg_params: dict[str, Any],
     gan_seeds: Sequence[int],
-    metrics_path: str | Path,
-    per_image_path: str | Path,
-    live_dir: str | Path,
+    files: SegRunPaths,
     deterministic: bool,
 ) -> dict[str, Any]:
-    """Train and test U-Net++ for every seed in ``seg.seeds``; write the metrics JSON and the per-image CSV.
+    """Train and test U-Net++ for every seed in ``seg.seeds``; write the metrics JSON and the per-image CSV
+    (``files``: :func:`dfgan.core.paths.seg_run`).
 
     ``deterministic`` is ``runtime.deterministic`` (see :func:`dfgan.core.speed.configure_determinism`).
 
@@ -648,7 +648,7 @@ def run_condition(
     device = resolve_device(seg_params["device"])
     configure_determinism(deterministic)
     graphs = seg_cuda_graphs(seg_params, device)  # decided (and an ignored request printed) once for all seeds
-    with open_live(live_dir) as live:
+    with open_live(files.live_dir) as live:
         runs = [
             run_seed(
                 prepared, synthetic_root, size, condition, aug, seg_params, seed,
@@ -660,7 +660,7 @@ def run_condition(
         live.log_metric("dice_mean", metrics["dice_mean"], plot=False)
         live.log_metric("dice_sem", metrics["dice_sem"], plot=False)
 
-    metrics_path, per_image_path = Path(metrics_path), Path(per_image_path)
+    metrics_path, per_image_path = files.metrics_path, files.per_image_path
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     per_image_path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,9 @@
   the GAN's input with a real chest instead of a painted one); ``real+paste2x`` (+ the flipped lesions pasted too:
   the control for R + 2S).
 
-Files are named ``real-<aug>``, ``real2x-<aug>`` and ``real+<condition>-<aug>`` (:func:`run_label`). Seed number k
-of ``seg.seeds`` reads the synthetic set of GAN seed ``gan.seeds[k mod len(gan.seeds)]`` (:func:`gan_seed_for`).
+Files are named ``real-<aug>``, ``real2x-<aug>`` and ``real+<condition>-<aug>`` (:func:`dfgan.core.paths.run_label`).
+Seed number k of ``seg.seeds`` reads the synthetic set of GAN seed ``gan.seeds[k mod len(gan.seeds)]``
+(:func:`gan_seed_for`).
 """
 
 from __future__ import annotations
@@ -92,11 +93,6 @@ def uses_synthetic(condition: str) -> bool:
     return parse_condition(condition).variant is not None
 
 
-def condition_label(condition: str) -> str:
-    """The training-set name used in paths and tables: ``real``, ``real2x`` or ``real+<condition>``."""
-    return f"{REAL}+{condition}" if uses_synthetic(condition) else condition
-
-
 # How the report names the conditions (the paper's words where it has them).
 AUG_TITLES = {"none": "no", "classic": "yes"}  # the paper's "Classic Aug." column
 VARIANT_TITLES = {"pix2pix": "Pix2Pix", "dfgan": "DF-GAN", "dfgan_paper": "DF-GAN"}
@@ -120,11 +116,6 @@ def condition_title(condition: str, weights: dict[str, float] | None = None) -> 
         return CONTROL_TITLES[condition]
     parsed = parse_condition(condition)
     return f"R + {'2S' if parsed.copies == 2 else 'S'} ({variant_title(str(parsed.variant), weights)})"
-
-
-def run_label(condition: str, aug: str) -> str:
-    """The file stem of one run, as dvc.yaml names it: ``real-none``, ``real2x-none``, ``real+dfgan2x-classic``."""
-    return f"{condition_label(condition)}-{aug}"
 
 
 @dataclass(frozen=True)
