@@ -6,7 +6,6 @@ The benchmarks (``benchmarks/bench_gan_step.py``, ``bench_seg_step.py``) and the
 
 from __future__ import annotations
 
-import copy
 import math
 import re
 import statistics
@@ -17,13 +16,17 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from dfgan.core.settings import Settings, with_values
 from dfgan.core.speed import CapturedStep, adam, channels_last_input
+from dfgan.core.splits import validation_count
+from dfgan.gan.config import GanConfig
 from dfgan.gan.fid import FIDLoss
-from dfgan.gan.training import FidTerm, GanSettings, GanStep, build_models, fid_term_for, gan_cuda_graphs, generate, make_inputs
 from dfgan.gan.inception import FEATURE_DIM
-from dfgan.data.prepared_arrays import validation_count
-from dfgan.seg.experiment import BceDiceLoss, build_training_model, eager_step, make_schedule, train_batches
-from dfgan.seg.training_sets import conditions_from_params, parse_condition
+from dfgan.gan.training import FidTerm, GanStep, build_models, fid_term_for, gan_cuda_graphs, generate, make_inputs
+from dfgan.seg.config import SegConfig
+from dfgan.seg.fit import eager_step, make_schedule, train_batches
+from dfgan.seg.model import BceDiceLoss, build_training_model
+from dfgan.seg.training_sets import parse_condition, trained_conditions
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -63,31 +66,28 @@ def random_fid_term(extractor: torch.nn.Module, device: torch.device, seed: int 
     return FidTerm(extractor, FIDLoss(real.mean(0), np.cov(real, rowvar=False)).to(device))
 
 
-def gan_params_for(
-    params: dict[str, Any], image_size: int, batch: int, precision: str, compile_mode: str,
+def gan_settings_for(
+    settings: Settings, image_size: int, batch: int, precision: str, compile_mode: str,
     inception_bf16: bool = False, cuda_graphs: bool = False,
-) -> dict:
-    """A copy of ``params`` with the image size, batch, precision (fp32 | bf16 autocast), compile mode, the
-    FID loss's Inception precision (``gan.inception_bf16``, effective with bf16 on CUDA) and ``gan.cuda_graphs``
-    set."""
+) -> Settings:
+    """``settings`` with the image size, batch, precision (fp32 | bf16 autocast), compile mode, the FID loss's
+    Inception precision (``gan.inception_bf16``, effective with bf16 on CUDA) and ``gan.cuda_graphs`` set."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
-    params = copy.deepcopy(params)
-    params["data"]["image_size"] = int(image_size)
-    params["gan"].update(
-        batch_size=int(batch), amp=precision == "bf16", amp_dtype="bfloat16", compile=compile_mode,
-        inception_bf16=bool(inception_bf16), cuda_graphs=bool(cuda_graphs),
-    )
-    return params
+    return with_values(settings, {
+        "data.image_size": image_size, "gan.batch_size": batch, "gan.amp": precision == "bf16",
+        "gan.amp_dtype": "bfloat16", "gan.compile": compile_mode, "gan.inception_bf16": inception_bf16,
+        "gan.cuda_graphs": cuda_graphs,
+    })
 
 
 def time_gan_step(
-    params: dict[str, Any], variant: str, device: torch.device, fid_term: FidTerm, repeats: int, warmup: int = 1
+    settings: Settings, variant: str, device: torch.device, fid_term: FidTerm, repeats: int, warmup: int = 1
 ) -> float:
     """Seconds per training step (D then G update) of one GAN variant, as ``train_gan`` runs it (``fid_term``'s
     extractor and statistics, with the Inception precision of the params; ``gan.cuda_graphs``: replayed as a CUDA
     graph, after its eager warm-up steps and the capture, which are not timed)."""
-    s = GanSettings.from_params(params, variant, seed=0)
+    s = GanConfig.of(settings, variant, seed=0)
     fid_term = fid_term_for(s, fid_term.extractor, fid_term.fid_loss, device)
     torch.manual_seed(0)
     graphs = gan_cuda_graphs(s, device)
@@ -102,11 +102,11 @@ def time_gan_step(
 
 
 def time_synthesis_batch(
-    params: dict[str, Any], device: torch.device, extractor: torch.nn.Module, repeats: int, warmup: int = 1
+    settings: Settings, device: torch.device, extractor: torch.nn.Module, repeats: int, warmup: int = 1
 ) -> float:
     """Seconds for one synthesis batch: G on ``gan.batch_size`` inputs in train mode, then their Inception features
     (what the synthesize stage does per batch, FID/KID included)."""
-    s = GanSettings.from_params(params, "dfgan", seed=0)
+    s = GanConfig.of(settings, "dfgan", seed=0)
     generator = build_models(s, device).generator
     y = torch.rand(s.batch_size, 1, s.image_size, s.image_size) * 2 - 1
     x = make_inputs(y, (torch.rand_like(y) > 0.9).float(), s.mask_channel)
@@ -120,7 +120,7 @@ def time_synthesis_batch(
 
 
 def time_seg_step(
-    seg_params: dict[str, Any], image_size: int, device: torch.device, repeats: int, precision: str = "fp32",
+    config: SegConfig, image_size: int, device: torch.device, repeats: int, precision: str = "fp32",
     warmup: int = 1, cuda_graphs: bool = False,
 ) -> float:
     """Seconds per U-Net++ optimizer step at ``seg.batch_size`` (model, loss and optimizer as ``fit`` builds them),
@@ -131,12 +131,12 @@ def time_seg_step(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
     torch.manual_seed(0)
-    graphs = bool(cuda_graphs) and device.type == "cuda"
-    model = build_training_model(seg_params, device)
-    loss_fn = BceDiceLoss(seg_params["bce_weight"], seg_params["dice_weight"])
-    optimizer = adam(model.parameters(), device, graphs, lr=float(seg_params["lr"]))
+    graphs = cuda_graphs and device.type == "cuda"
+    model = build_training_model(config, device)
+    loss_fn = BceDiceLoss(config.bce_weight, config.dice_weight)
+    optimizer = adam(model.parameters(), device, graphs, lr=config.lr)
     captured = CapturedStep(eager_step(model, loss_fn, optimizer), name="seg.cuda_graphs") if graphs else None
-    batch = int(seg_params["batch_size"])
+    batch = config.batch_size
     images = (torch.rand(batch, 1, image_size, image_size) * 2 - 1).to(device)
     masks = (torch.rand(batch, 1, image_size, image_size) > 0.9).float().to(device)
     use_bf16 = precision == "bf16" and device.type == "cuda"
@@ -164,22 +164,22 @@ class PlannedWork:
     runs: int  # DVC stage runs (matrix items) it is spread over
 
 
-def training_images(params: dict[str, Any], size: int) -> int:
+def training_images(settings: Settings, size: int) -> int:
     """The images a size trains on (its pool less the fixed validation images)."""
-    return size - validation_count(size, float(params["data"]["val_fraction"]))
+    return size - validation_count(size, settings.data.val_fraction)
 
 
-def planned_work(params: dict[str, Any]) -> list[PlannedWork]:
+def planned_work(settings: Settings) -> list[PlannedWork]:
     """Step counts the profile implies. GAN: epochs x ceil(N_train / batch) per size, variant and GAN seed;
     synthesis: 2 N_train images (plain and flipped lesions) in batches of ``gan.batch_size`` per size, variant and
     seed; U-Net++: rounds x steps per round per size, condition, augmentation and seed."""
-    gan, seg = params["gan"], params["seg"]
-    sizes, variants, gan_seeds = [int(s) for s in params["sizes"]], list(params["variants"]), list(gan["seeds"])
-    epochs, gan_batch = int(gan["n_epochs"]) + int(gan["n_epochs_decay"]), int(gan["batch_size"])
+    gan, seg = settings.gan, SegConfig.of(settings.seg, "none")  # the schedule is the same for every aug
+    sizes, variants, gan_seeds = settings.sizes, settings.variants, gan.seeds
+    epochs, gan_batch = gan.n_epochs + gan.n_epochs_decay, gan.batch_size
     gan_steps_per_variant = synth_batches = seg_steps = 0
-    conditions = conditions_from_params(params)
+    conditions = trained_conditions(settings)
     for size in sizes:
-        n_train = training_images(params, size)
+        n_train = training_images(settings, size)
         gan_steps_per_variant += epochs * math.ceil(n_train / gan_batch) * len(gan_seeds)
         synth_batches += 2 * math.ceil(n_train / gan_batch) * len(variants) * len(gan_seeds)
         schedule = make_schedule(seg, n_train)
@@ -187,7 +187,7 @@ def planned_work(params: dict[str, Any]) -> list[PlannedWork]:
             parsed = parse_condition(condition)
             n_condition = n_train * (parsed.real_copies + parsed.copies + len(parsed.extra_parts))
             per_round = schedule.steps_per_round or math.ceil(n_condition / schedule.batch_size)
-            seg_steps += schedule.rounds * per_round * 2 * len(seg["seeds"])  # aug: none and classic
+            seg_steps += schedule.rounds * per_round * 2 * len(seg.seeds)  # aug: none and classic
     runs = len(sizes) * len(variants) * len(gan_seeds)
     return [
         *[PlannedWork(f"train_gan ({v})", "GAN steps", gan_steps_per_variant, runs // len(variants)) for v in variants],
@@ -302,7 +302,7 @@ class Estimated:
         return None if self.seconds_per_unit is None else self.seconds_per_unit * self.work.units
 
 
-def estimate_from_results(params: dict[str, Any], results: GpuResults, per_gpu: int = 1) -> list[Estimated]:
+def estimate_from_results(settings: Settings, results: GpuResults, per_gpu: int = 1) -> list[Estimated]:
     """The profile's wall time on one GPU from a results file's end-to-end numbers, ``per_gpu`` runs at a time.
 
     GAN (variants with an FID loss cost a DF-GAN step; pix2pix its own): for one run per GPU the ``E2E`` run at the
@@ -312,8 +312,7 @@ def estimate_from_results(params: dict[str, Any], results: GpuResults, per_gpu: 
     relative to DF-GAN's (else the step benchmark's ratio). U-Net++: the step benchmark at the profile's
     ``seg.cuda_graphs`` (no concurrency measured: one run at a time). Synthesis: the results' estimate row if any.
     """
-    gan, seg = params["gan"], params["seg"]
-    amp, graphs = bool(gan["amp"]), bool(gan["cuda_graphs"])
+    amp, graphs = settings.gan.amp, settings.gan.cuda_graphs
     concurrent = results.concurrent_record(per_gpu)
     single = results.e2e_rate("dfgan", amp, graphs)
     dfgan_rate, dfgan_source = None, ""
@@ -330,7 +329,7 @@ def estimate_from_results(params: dict[str, Any], results: GpuResults, per_gpu: 
             dfgan_source += f" x {single / at_measured:.2f} (train_gan runs, amp {int(amp)} graphs {int(graphs)})"
     setting = gan_step_setting(amp, graphs)
     estimates: list[Estimated] = []
-    for work in planned_work(params):
+    for work in planned_work(settings):
         if work.stage.startswith("train_gan"):
             variant = work.stage[len("train_gan ("):-1]
             if dfgan_rate is None:
@@ -353,7 +352,7 @@ def estimate_from_results(params: dict[str, Any], results: GpuResults, per_gpu: 
             s = results.synthesis_s_per_batch
             estimates.append(Estimated(work, s, "results' estimate" if s is not None else "not measured (minutes)"))
         else:
-            seg_setting = "graphs" if seg.get("cuda_graphs") else "fp32"
+            seg_setting = "graphs" if settings.seg.cuda_graphs else "fp32"
             s = results.seg_step.get(seg_setting, results.seg_step.get("fp32"))
             used = seg_setting if seg_setting in results.seg_step else "fp32"
             estimates.append(Estimated(work, s, f"U-Net++ step benchmark {used}, one run at a time"
@@ -385,13 +384,13 @@ def _relative_differences(eager: list[dict[str, float]], captured: list[dict[str
 
 
 def captured_vs_eager_gan(
-    params: dict[str, Any], variant: str, device: torch.device, fid_term: FidTerm, steps: int = 6, seed: int = 0
+    settings: Settings, variant: str, device: torch.device, fid_term: FidTerm, steps: int = 6, seed: int = 0
 ) -> tuple[dict[str, float], bool]:
     """``steps`` GAN steps from the same weights, batches and RNG seed, eager and with ``gan.cuda_graphs``
     (3 eager warm-up steps, the capture, replays): the largest relative difference of each loss over the steps,
     and whether the graph was used. The captured DF-GAN step sums the FID's eigenvalue square roots by
     Newton-Schulz (:func:`dfgan.gan.training.sync_free_fid`) and its Adam is capturable: float-level differences only."""
-    s = GanSettings.from_params({**params, "gan": {**params["gan"], "cuda_graphs": True}}, variant, seed=0)
+    s = GanConfig.of(with_values(settings, {"gan.cuda_graphs": True}), variant, seed=0)
     term = fid_term_for(s, fid_term.extractor, fid_term.fid_loss, device)
     data = torch.Generator(device=device).manual_seed(seed + 1)
     batches = []
@@ -411,12 +410,12 @@ def captured_vs_eager_gan(
 
 
 def captured_vs_eager_seg(
-    seg_params: dict[str, Any], image_size: int, device: torch.device, steps: int = 6, seed: int = 0
+    config: SegConfig, image_size: int, device: torch.device, steps: int = 6, seed: int = 0
 ) -> tuple[float, bool]:
     """The same for U-Net++ steps (``seg.cuda_graphs``): the largest relative loss difference, and whether the
     graph was used."""
     data = torch.Generator(device=device).manual_seed(seed + 1)
-    batch = int(seg_params["batch_size"])
+    batch = config.batch_size
     batches = [((torch.rand(batch, 1, image_size, image_size, device=device, generator=data) * 2 - 1),
                 (torch.rand(batch, 1, image_size, image_size, device=device, generator=data) > 0.9).float())
                for _ in range(steps)]
@@ -424,9 +423,9 @@ def captured_vs_eager_seg(
     used = False
     for graphs in (False, True):
         torch.manual_seed(seed)
-        model = build_training_model(seg_params, device)
-        loss_fn = BceDiceLoss(seg_params["bce_weight"], seg_params["dice_weight"])
-        optimizer = adam(model.parameters(), device, graphs, lr=float(seg_params["lr"]))
+        model = build_training_model(config, device)
+        loss_fn = BceDiceLoss(config.bce_weight, config.dice_weight)
+        optimizer = adam(model.parameters(), device, graphs, lr=config.lr)
         step = eager_step(model, loss_fn, optimizer)
         captured = CapturedStep(step, name="seg.cuda_graphs") if graphs else None
         model.train()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.core.params_file import load_params
+from dfgan.core.params_file import load_settings
 from dfgan.core.errors import run_stage
 from dfgan.data.folder_data import check_folder_data
 from dfgan.data.siim import check_raw_data
@@ -25,11 +25,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    params = load_params(args.params)
+    settings = load_settings(args.params)
     print(f"{args.params}: every key valid")
     if not args.no_data:
-        check = check_folder_data if params["data"]["format"] == "folder" else check_raw_data
-        print(check(params))
+        check = check_folder_data if settings.data.format == "folder" else check_raw_data
+        print(check(settings))
 
 
 if __name__ == "__main__":

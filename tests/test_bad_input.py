@@ -18,7 +18,8 @@ import yaml
 
 from dfgan.core.params_file import load_params
 from dfgan.core.errors import INPUT_ERROR_EXIT, InputError, ParamsError, run_stage
-from dfgan.core.validation import SCHEMA, validate_params
+from dfgan.core.settings import SCHEMA
+from dfgan.core.validation import validate_params
 from stages import check as check_stage
 from stages import prepare as prepare_stage
 from tests.pipeline_repo import make_pipeline_repo, run as run_cmd

@@ -14,11 +14,13 @@ import torch
 from dfgan.gan import training as gan_module
 from dfgan.core.params_file import load_params
 from dfgan.core.paths import GanRunPaths, SynthRunPaths
+from dfgan.core.settings import settings_from
+from dfgan.gan.config import GanConfig, GanRunOptions
 from dfgan.gan.fid import FIDLoss, write_reference_stats
 from dfgan.gan.training import save_generator, train_gan
 from dfgan.gan.networks import build_generator
 from dfgan.data.prepared_arrays import load_prepared
-from dfgan.gan.synthesis import synthesize
+from dfgan.gan.synthesis import SynthesisConfig, synthesize
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,8 +103,9 @@ def test_gan_trains_on_training_rows_only_with_full_fid_batches(
     params["data"]["image_size"] = 32
     params["gan"].update(ngf=8, ndf=8, batch_size=4, n_epochs=2, n_epochs_decay=1, checkpoint_every=9,
                          fid_eval_every=9, sample_count=2, device="cpu", lambda_fid=0.01, jitter_flip=False)
+    settings = settings_from(params)
     metrics = train_gan(
-        stamped["prepared"], SIZE, "dfgan", 0, params,
+        stamped["prepared"], SIZE, GanConfig.of(settings, "dfgan", 0), GanRunOptions.of(settings),
         GanRunPaths(root / "model", root / "ck.pt", root / "live", root / "m.json"),
         stats_path=root / "gstats" / f"train_{SIZE}.npz",
         extractor=extractor,
@@ -126,8 +129,9 @@ def test_gan_trains_on_training_rows_only_with_full_fid_batches(
     monkeypatch.setattr(type(generator), "forward", recording_generator)
     write_reference_stats(stamped["prepared"], [SIZE], root / "sstats", 4, CPU, extractor=extractor)
     params["synth"]["device"] = "cpu"
-    synthesize(stamped["prepared"], SIZE, "dfgan", 0, params, SynthRunPaths(root / "gen", root / "synth", root / "s.json"),
-               stats_dir=root / "sstats", extractor=extractor)
+    synthesize(stamped["prepared"], SIZE, "dfgan", 0, SynthesisConfig.of(settings_from(params)),
+               SynthRunPaths(root / "gen", root / "synth", root / "s.json"), stats_dir=root / "sstats",
+               extractor=extractor)
     with np.load(root / "synth" / "synthetic.npz") as arrays:
         sources = {stamped["ids"][int(r)] for r in np.concatenate([arrays["source_rows"], arrays["flipped_source_rows"]])}
         assert len(arrays["images"]) == 7

@@ -15,7 +15,8 @@ import yaml
 from dfgan.report import paper_results
 from dfgan.data.prepared_arrays import save_prepared
 from dfgan.core.paths import REPORT_FILES, seg_run
-from dfgan.report.build import build_report
+from dfgan.core.settings import ReportSettings
+from dfgan.report.build import ReportConfig, build_report
 from dfgan.seg.training_sets import REAL, uses_synthetic
 from dfgan.gan.synthetic_sets import synthetic_path
 from stages import report as report_stage
@@ -83,10 +84,9 @@ def write_inputs(
 
 
 def run_report(paths: dict[str, Path], sizes: Sequence[int], conditions: Sequence[str]) -> dict:
-    return build_report(
-        sizes, conditions, paths["seg"], paths["seg_data"], paths["synthetic"], paths["out"], paths["prepared"], 4,
-        gan_seed=0, primary="dfgan-classic", level=0.95, min_units=3, fid_weights={"dfgan": 0.01},
-    )
+    report = ReportSettings(sample_count=4, primary="dfgan-classic", level=0.95, min_units=3)
+    config = ReportConfig(tuple(sizes), tuple(conditions), gan_seed=0, fid_weights={"dfgan": 0.01}, report=report)
+    return build_report(config, paths["seg"], paths["seg_data"], paths["synthetic"], paths["out"], paths["prepared"])
 
 
 def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:

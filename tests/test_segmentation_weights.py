@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from dfgan.core.errors import InputError
 from dfgan.core.validation import problems_in
-from dfgan.seg.experiment import build_model
+from dfgan.seg.model import build_model
 from tests.pipeline_repo import PROJECT_ROOT
 
 DECODER = [32, 16, 8, 8, 4]

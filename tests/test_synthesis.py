@@ -17,11 +17,12 @@ import yaml
 
 from dfgan.core.params_file import load_params
 from dfgan.core.paths import SynthRunPaths
+from dfgan.core.settings import settings_from
 from dfgan.gan.fid import write_reference_stats
 from dfgan.gan.training import save_generator
 from dfgan.gan.networks import build_generator
 from dfgan.data.prepared_arrays import load_prepared
-from dfgan.gan.synthesis import synthesize
+from dfgan.gan.synthesis import SynthesisConfig, synthesize
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,8 +59,8 @@ def run(setup: dict[str, Any], name: str, **synth: Any) -> tuple[dict[str, Any],
     params["synth"].update(synth)
     out = setup["root"] / name
     files = SynthRunPaths(setup["root"] / "model", out, out / "metrics.json")
-    metrics = synthesize(setup["prepared"], 6, "dfgan", 0, params, files, stats_dir=setup["stats"],
-                         extractor=setup["extractor"])
+    metrics = synthesize(setup["prepared"], 6, "dfgan", 0, SynthesisConfig.of(settings_from(params)), files,
+                         stats_dir=setup["stats"], extractor=setup["extractor"])
     with np.load(out / "synthetic.npz") as data:
         return metrics, {k: data[k] for k in data.files}
 

@@ -1,4 +1,5 @@
-"""Reading ``params.yaml``: the single home of every tunable number, checked against :mod:`dfgan.core.validation`."""
+"""Reading ``params.yaml``, the single home of every tunable number: checked against the schema
+(:mod:`dfgan.core.validation`) and turned into typed settings (:mod:`dfgan.core.settings`) once, here."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import yaml
 
 from dfgan.core.errors import InputError, ParamsError
+from dfgan.core.settings import Settings, settings_from
 from dfgan.core.validation import validate_params
 
 DEFAULT_PARAMS = Path("params.yaml")
@@ -35,25 +37,15 @@ def load_params(path: str | Path = DEFAULT_PARAMS, validate: bool = True) -> dic
     return params
 
 
-def section(params: dict[str, Any], name: str) -> dict[str, Any]:
-    """One top-level section of the params, naming the key when it is absent."""
-    if name not in params or not isinstance(params[name], dict):
-        raise KeyError(f"params.yaml has no section '{name}'")
-    return params[name]
+def load_settings(path: str | Path = DEFAULT_PARAMS) -> Settings:
+    """The params file as typed settings, after every check of :func:`load_params`."""
+    return settings_from(load_params(path))
 
 
-def require_listed(params: dict[str, Any], key: str, value: Any, source: str | Path = DEFAULT_PARAMS) -> None:
-    """Refuse a command-line choice (a size, a variant, a condition) that the params list under ``key`` lacks."""
-    listed: Any = params
+def require_listed(settings: Settings, key: str, value: Any, source: str | Path = DEFAULT_PARAMS) -> None:
+    """Refuse a command-line choice (a size, a variant, a GAN seed) that the params list under ``key`` lacks."""
+    listed: Any = settings
     for part in key.split("."):
-        listed = listed[part]
+        listed = getattr(listed, part)
     if value not in listed:
         raise InputError(f"{source}: {value!r} is not in {key} {list(listed)}; add it there or pick one of those")
-
-
-def variant_lambda_fid(gan: dict[str, Any], variant: str) -> float:
-    """The FID-loss weight of a variant: 0 for the pix2pix baseline whatever the params say, ``gan.lambda_fid`` for
-    dfgan, ``gan.lambda_fid_paper`` (the paper's 1) for dfgan_paper."""
-    if variant == "pix2pix":
-        return 0.0
-    return float(gan["lambda_fid_paper"] if variant == "dfgan_paper" else gan["lambda_fid"])

@@ -1,4 +1,5 @@
-"""Device settings shared by the GAN and U-Net++ trainers: determinism, compilation, memory layout, optimisers.
+"""Speed options shared by the GAN and U-Net++ trainers, and the determinism they trade against: deterministic
+kernels, torch.compile, channels_last, fused Adam and whole-step CUDA graphs.
 
 Every speed-up here is a CUDA-only branch (channels_last, fused Adam) or an explicit opt-in (``compile``), so a CPU
 run computes exactly what it computed without them, and its exact resume is kept. On a GPU, runs repeat bit for bit
@@ -14,8 +15,6 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-
-from dfgan.core.validation import COMPILE_MODES
 
 # cuBLAS repeats its results only with a fixed workspace; it reads this variable when CUDA creates its first handle.
 CUBLAS_WORKSPACE_VARIABLE = "CUBLAS_WORKSPACE_CONFIG"
@@ -44,39 +43,22 @@ def configure_determinism(deterministic: bool) -> None:
     torch.backends.cudnn.benchmark = not deterministic
 
 
-def runtime_deterministic(params: dict[str, Any]) -> bool:
-    """``runtime.deterministic`` from the params, naming the key when it is absent."""
-    runtime = params.get("runtime")
-    if not isinstance(runtime, dict) or "deterministic" not in runtime:
-        raise KeyError("params.yaml: runtime section lacks 'deterministic'")
-    return bool(runtime["deterministic"])
-
-
-# Measured by the benchmarks only, never named by a profile: CUDA graphs of the compiled networks.
-BENCHMARK_COMPILE_MODES = ("reduce-overhead",)
 # What each mode asks torch.compile for. max-autotune without CUDA graphs: replaying G's graph, then D's, overwrote
-# G's output before the GAN step used it (benchmarks/RESULTS.md).
+# G's output before the GAN step used it (benchmarks/RESULTS.md). reduce-overhead (CUDA graphs of the compiled
+# networks) is measured by the benchmarks only, never named by a profile (core.rules.COMPILE_MODES).
 TORCH_COMPILE_MODE = {
     "default": None, "max-autotune": "max-autotune-no-cudagraphs", "reduce-overhead": "reduce-overhead",
 }
 
 
-def check_compile_mode(mode: str | bool) -> str:
-    """The compile mode by name; a bare YAML ``off`` (read as False) means ``off``."""
-    if mode is False:
-        return "off"
-    if mode not in COMPILE_MODES + BENCHMARK_COMPILE_MODES:
-        raise ValueError(f"compile mode must be one of {COMPILE_MODES}, got '{mode}'")
-    return mode
-
-
-def compile_in_place(module: nn.Module, mode: str | bool) -> nn.Module:
-    """``torch.compile`` the module's forward in place (``off``: untouched).
+def compile_in_place(module: nn.Module, mode: str) -> nn.Module:
+    """``torch.compile`` the module's forward in place (``off``: untouched; otherwise a key of
+    :data:`TORCH_COMPILE_MODE`).
 
     In place (``nn.Module.compile``) rather than wrapped, so that ``state_dict`` keys, checkpoints and saved
     generators stay those of the plain module.
     """
-    if check_compile_mode(mode) == "off":
+    if mode == "off":
         return module
     module.compile(mode=TORCH_COMPILE_MODE[mode])
     return module

@@ -32,12 +32,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
-from dfgan.core.validation import MISSING_MASK_POLICIES
+from dfgan.core.settings import Settings
 from dfgan.data.siim import PrepareError, read_text_csv
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -73,8 +72,6 @@ def _mask_owner(stem: str, suffix: str, images: dict[str, Path]) -> str | None:
 
 def find_folder_images(raw_dir: Path, mask_suffix: str, missing_mask: str, pairs_csv: str | None) -> list[FolderImage]:
     """Pair every image with its mask files (sorted by stem); raise naming the first file that does not fit."""
-    if missing_mask not in MISSING_MASK_POLICIES:
-        raise PrepareError(f"data.missing_mask must be one of {MISSING_MASK_POLICIES}, got {missing_mask!r}")
     if not raw_dir.is_dir():
         raise PrepareError(f"{raw_dir}: raw data directory not found (data.raw_dir)")
     if pairs_csv:
@@ -168,17 +165,17 @@ def read_folder_mask(path: Path, level: float) -> np.ndarray:
     return (pixels >= level * full_scale).astype(np.uint8)
 
 
-def check_folder_data(params: dict[str, Any]) -> str:
+def check_folder_data(settings: Settings) -> str:
     """The cheap checks of a folder dataset: every image pairs with its masks and every file decodes; enough images
     with foreground for ``max(sizes) + data.test_size``. Returns a one-line summary."""
-    data = params["data"]
-    raw_dir = Path(data["raw_dir"])
-    found = find_folder_images(raw_dir, data["mask_suffix"] or "", data["missing_mask"], data["pairs_csv"])
+    data = settings.data
+    raw_dir = Path(data.raw_dir)
+    found = find_folder_images(raw_dir, data.mask_suffix or "", data.missing_mask, data.pairs_csv)
     positives = 0
     for item in found:
         read_folder_image(item.image_path)
-        positives += any([read_folder_mask(path, data["mask_level"]).any() for path in item.mask_paths])
-    needed = max(params["sizes"]) + data["test_size"]
+        positives += any([read_folder_mask(path, data.mask_level).any() for path in item.mask_paths])
+    needed = max(settings.sizes) + data.test_size
     masks = sum(len(item.mask_paths) for item in found)
     if positives < needed:
         raise PrepareError(

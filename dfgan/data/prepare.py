@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from dfgan.core.settings import DataSettings
 from dfgan.data.dicom_io import DicomError, read_dicom
 from dfgan.data.folder_data import FolderImage, find_folder_images, read_folder_image, read_folder_mask
-from dfgan.core.validation import MISSING_DICOM_POLICIES, RLE_MODES
 from dfgan.data.prepared_arrays import save_prepared, split_pools
 from dfgan.data.rle import RLEError, RLEOverrunError, code_reading, decode_union, is_empty_code
 from dfgan.core.runtime import progress_disabled, worker_pool
@@ -300,10 +300,6 @@ def prepare_dataset(
     raw_dir, out_dir, metrics_path = Path(raw_dir), Path(out_dir), Path(metrics_path)
     remove_stale_staging(out_dir, metrics_path)
     grid = parse_rle_grid(rle_grid)
-    if missing_dicom not in MISSING_DICOM_POLICIES:
-        raise PrepareError(f"data.missing_dicom must be one of {MISSING_DICOM_POLICIES}, got {missing_dicom!r}")
-    if rle_mode not in RLE_MODES:
-        raise PrepareError(f"data.rle_mode must be one of {RLE_MODES}, got {rle_mode!r}")
     if not raw_dir.is_dir():
         raise PrepareError(f"{raw_dir}: raw data directory not found")
     csv_path = raw_dir / rle_csv
@@ -405,6 +401,43 @@ def prepare_folder_dataset(
     return _split_and_write([(i.image_id, i.image_path) for i in items], [prepared[k] for k in keep], regions,
                             raw_dir, out_dir, metrics_path, head, {"mask_level": mask_level},
                             image_size=image_size, test_size=test_size, sizes=sizes, seed=seed, val_fraction=val_fraction)
+
+
+def prepare_data(
+    data: DataSettings, sizes: Sequence[int], out_dir: str | Path, metrics_path: str | Path
+) -> dict[str, Any]:
+    """The prepare stage: ``data.raw_dir`` read as ``data.format`` says (a SIIM-ACR tree or a folder dataset)."""
+    common: dict[str, Any] = dict(
+        image_size=data.image_size,
+        test_size=data.test_size,
+        sizes=list(sizes),
+        seed=data.seed,
+        workers=data.workers,
+        mask_threshold=data.mask_threshold,
+        val_fraction=data.val_fraction,
+    )
+    if data.format == "folder":
+        return prepare_folder_dataset(
+            data.raw_dir,
+            out_dir,
+            metrics_path,
+            mask_suffix=data.mask_suffix or "",
+            missing_mask=data.missing_mask,
+            pairs_csv=data.pairs_csv,
+            mask_level=data.mask_level,
+            **common,
+        )
+    return prepare_dataset(
+        data.raw_dir,
+        out_dir,
+        metrics_path,
+        dicom_glob=data.dicom_glob,
+        rle_csv=data.rle_csv,
+        missing_dicom=data.missing_dicom,
+        rle_mode=data.rle_mode,
+        rle_grid=data.rle_grid,
+        **common,
+    )
 
 
 def _split_and_write(

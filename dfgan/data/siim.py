@@ -7,12 +7,12 @@ which reads its own output back through the same path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dfgan.core.errors import InputError
+from dfgan.core.settings import Settings
 from dfgan.data.rle import is_empty_code
 
 ID_COLUMN = "ImageId"
@@ -69,23 +69,23 @@ def find_dicoms(raw_dir: str | Path, dicom_glob: str) -> dict[str, Path]:
     return found
 
 
-def check_raw_data(params: dict[str, Any]) -> str:
+def check_raw_data(settings: Settings) -> str:
     """The cheap checks of ``data.raw_dir`` that ``stages.check`` runs: the CSV parses, DICOMs match the glob, and
     enough positive images have a DICOM for ``max(sizes) + data.test_size``. Returns a one-line summary."""
-    data = params["data"]
-    raw_dir = Path(data["raw_dir"])
+    data = settings.data
+    raw_dir = Path(data.raw_dir)
     if not raw_dir.is_dir():
-        if raw_dir == Path(params["phantom"]["out_dir"]):
+        if raw_dir == Path(settings.phantom.out_dir):
             return f"{raw_dir}: not there yet; the phantom stage writes it"
         raise PrepareError(f"{raw_dir}: raw data directory not found (data.raw_dir)")
-    csv_path = raw_dir / data["rle_csv"]
+    csv_path = raw_dir / data.rle_csv
     table = read_rle_table(csv_path)
-    dicoms = find_dicoms(raw_dir, data["dicom_glob"])
+    dicoms = find_dicoms(raw_dir, data.dicom_glob)
     if not dicoms:
-        raise PrepareError(f"{raw_dir / data['dicom_glob']}: no DICOM file matches (data.dicom_glob)")
+        raise PrepareError(f"{raw_dir / data.dicom_glob}: no DICOM file matches (data.dicom_glob)")
     positives = {i for i, code in zip(table[ID_COLUMN], table[CODE_COLUMN]) if not is_empty_code(code)}
     available = len(positives & set(dicoms))
-    needed = max(params["sizes"]) + data["test_size"]
+    needed = max(settings.sizes) + data.test_size
     if available < needed:
         raise PrepareError(
             f"{csv_path}: {available} positive images have a DICOM, but max(sizes) + data.test_size = {needed}; "

@@ -12,18 +12,30 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 
 from dfgan.core.speed import restore_capturable_lr
 from dfgan.data.prepared_arrays import ImageSet
-
-if TYPE_CHECKING:
-    from dfgan.gan.training import GanModels, GanSettings
+from dfgan.gan.config import GanConfig
 
 CHECKPOINT_FORMAT = 1
+
+
+class TrainingState(Protocol):
+    """What a checkpoint saves and restores of a run (:class:`dfgan.gan.training.GanModels` is one)."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    sched_G: torch.optim.lr_scheduler.LambdaLR
+    sched_D: torch.optim.lr_scheduler.LambdaLR
+    scaler_G: torch.amp.GradScaler
+    scaler_D: torch.amp.GradScaler
 
 
 def sha256_file(path: str | Path) -> str:
@@ -34,8 +46,9 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def run_fingerprint(s: GanSettings, size: int, data: ImageSet, stats_path: Path) -> str:
-    """Hash of the training config, the training rows and pixels, and the real-statistics file."""
+def run_fingerprint(s: GanConfig, size: int, data: ImageSet, stats_path: Path) -> str:
+    """Hash of the training config, the training rows and pixels, and the real-statistics file (the config under
+    the key "settings", as it always was: an earlier run's checkpoint still resumes)."""
     digest = hashlib.sha256()
     digest.update(json.dumps({"settings": dataclasses.asdict(s), "size": size}, sort_keys=True).encode())
     digest.update(np.ascontiguousarray(data.rows, dtype=np.int64).tobytes())
@@ -69,7 +82,7 @@ def load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
 
 
 def checkpoint_state(
-    models: GanModels, fingerprint: str, epoch: int, steps: int, seconds: float, history: list[dict[str, float]],
+    models: TrainingState, fingerprint: str, epoch: int, steps: int, seconds: float, history: list[dict[str, float]],
     device: torch.device,
 ) -> dict[str, Any]:
     """Plain tensors, dicts and lists only, so that ``torch.load(weights_only=True)`` reads it."""
@@ -93,7 +106,7 @@ def checkpoint_state(
     }
 
 
-def restore_checkpoint(models: GanModels, state: dict[str, Any], device: torch.device) -> None:
+def restore_checkpoint(models: TrainingState, state: dict[str, Any], device: torch.device) -> None:
     models.generator.load_state_dict(state["generator"])
     models.discriminator.load_state_dict(state["discriminator"])
     models.opt_G.load_state_dict(state["opt_G"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from dfgan.core.array_io import save_npz
+from dfgan.core.settings import Settings, SynthSettings
 from dfgan.core.paths import FID_STATS, SynthRunPaths, fid_test_stats, fid_train_stats
 from dfgan.gan.fid import compute_features, frechet_distance, kid, load_stats
 from dfgan.gan.training import generate, load_generator, make_pairs
@@ -31,6 +33,35 @@ from dfgan.gan.inception import load_inception
 from dfgan.data.prepared_arrays import load_prepared
 from dfgan.core.runtime import resolve_device
 from dfgan.gan.synthetic_sets import PREVIEW_FILE, SYNTHETIC_FILE
+
+
+@dataclass(frozen=True)
+class SynthesisConfig:
+    """What the synthesize stage reads: the ``synth`` section, G's batch size (``gan.batch_size``, the size it was
+    trained with) and the ``fid`` keys of the synthetic sets' FID and KID (their features run on ``synth.device``)."""
+
+    synth: SynthSettings
+    gan_batch_size: int
+    fid_batch_size: int
+    eigen_floor: float
+    inception_path: str | None
+    kid_subset_size: int
+    kid_subsets: int
+    kid_seed: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> SynthesisConfig:
+        fid = settings.fid
+        return cls(
+            synth=settings.synth,
+            gan_batch_size=settings.gan.batch_size,
+            fid_batch_size=fid.batch_size,
+            eigen_floor=fid.eigen_floor,
+            inception_path=fid.inception_path,
+            kid_subset_size=fid.kid_subset_size,
+            kid_subsets=fid.kid_subsets,
+            kid_seed=fid.seed,
+        )
 
 
 def synthesis_seed(synth_seed: int, gan_seed: int) -> int:
@@ -62,14 +93,12 @@ def synthesize_images(
 
 
 def distribution_metrics(
-    features: np.ndarray, reference: np.ndarray, mu: np.ndarray, sigma: np.ndarray, fid_params: dict[str, Any]
+    features: np.ndarray, reference: np.ndarray, mu: np.ndarray, sigma: np.ndarray, config: SynthesisConfig
 ) -> dict[str, float]:
     """FID and KID (mean, std) of synthetic features against one real reference set."""
-    kid_mean, kid_std = kid(
-        features, reference, fid_params["kid_subset_size"], fid_params["kid_subsets"], fid_params["seed"]
-    )
+    kid_mean, kid_std = kid(features, reference, config.kid_subset_size, config.kid_subsets, config.kid_seed)
     return {
-        "fid": frechet_distance(mu, sigma, features.astype(np.float64), float(fid_params["eigen_floor"])),
+        "fid": frechet_distance(mu, sigma, features.astype(np.float64), config.eigen_floor),
         "kid_mean": kid_mean,
         "kid_std": kid_std,
     }
@@ -102,7 +131,7 @@ def synthesize(
     size: int,
     variant: str,
     seed: int,
-    params: dict[str, Any],
+    config: SynthesisConfig,
     files: SynthRunPaths,
     stats_dir: str | Path | None = None,
     extractor: nn.Module | None = None,
@@ -110,15 +139,16 @@ def synthesize(
     """Generate the primary and flipped synthetic sets of GAN seed ``seed``, with preview and FID/KID metrics.
 
     G runs on batches of ``gan.batch_size`` (the size it was trained with; see :func:`dfgan.gan.training.generate`).
+    The noise seed combines ``synth.seed`` with the GAN seed (:func:`synthesis_seed`).
 
     ``files`` are the generator it reads and what it writes (:func:`dfgan.core.paths.synth_run`); ``stats_dir``
     defaults to :data:`dfgan.core.paths.FID_STATS`; ``extractor`` (a test hook) replaces the Inception network and
     must be the one that produced the cached real features.
     """
-    synth, fid_params = params["synth"], params["fid"]
+    synth = config.synth
     model_dir, out_dir, metrics_path = files.model_dir, files.out_dir, files.metrics_path
     stats_dir = Path(stats_dir) if stats_dir is not None else FID_STATS
-    device = resolve_device(synth["device"])
+    device = resolve_device(synth.device)
     started = time.perf_counter()
 
     data = load_prepared(prepared_dir).train(size)
@@ -132,11 +162,11 @@ def synthesize(
 
     def run(source_images: np.ndarray, source_masks: np.ndarray, noise_seed: int) -> np.ndarray:
         return synthesize_images(
-            generator, source_images, source_masks, spec["mask_channel"], bool(synth["train_mode"]),
-            bool(synth["paste_lesion"]), int(params["gan"]["batch_size"]), noise_seed, device,
+            generator, source_images, source_masks, spec["mask_channel"], synth.train_mode, synth.paste_lesion,
+            config.gan_batch_size, noise_seed, device,
         )
 
-    noise_seed = synthesis_seed(int(synth["seed"]), seed)
+    noise_seed = synthesis_seed(synth.seed, seed)
     synthetic = run(images, masks, noise_seed)
     # A different stream for the flipped set, so its dropout noise is not the mirror of the primary set's.
     flipped_synthetic = run(flipped_images, flipped_masks, noise_seed + 1)
@@ -156,11 +186,11 @@ def synthesize(
     inputs = unit_to_uint8(make_pairs(images, masks, False, torch.device("cpu"))[0])
     flipped_inputs = unit_to_uint8(make_pairs(flipped_images, flipped_masks, False, torch.device("cpu"))[0])
     save_preview(out_dir / PREVIEW_FILE, inputs, synthetic, flipped_inputs, flipped_synthetic, images, masks,
-                 int(synth["preview_count"]))
+                 synth.preview_count)
 
     # Distribution metrics against the cached real features (same extractor, same preprocessing).
-    extractor = extractor if extractor is not None else load_inception(device, fid_params["inception_path"])
-    batch = int(fid_params["batch_size"])
+    extractor = extractor if extractor is not None else load_inception(device, config.inception_path)
+    batch = config.fid_batch_size
     features = compute_features(synthetic, extractor, batch, device, desc="synthetic")
     flipped_features = compute_features(flipped_synthetic, extractor, batch, device, desc="flipped")
     both = np.concatenate([features, flipped_features])
@@ -170,8 +200,8 @@ def synthesize(
     }
     for name, feats in (("primary", features), ("primary_flipped", both)):
         metrics[name] = {
-            "train": distribution_metrics(feats, train_ref.features, train_ref.mu, train_ref.sigma, fid_params),
-            "test": distribution_metrics(feats, test_ref.features, test_ref.mu, test_ref.sigma, fid_params),
+            "train": distribution_metrics(feats, train_ref.features, train_ref.mu, train_ref.sigma, config),
+            "test": distribution_metrics(feats, test_ref.features, test_ref.mu, test_ref.sigma, config),
         }
     metrics["seconds"] = round(time.perf_counter() - started, 3)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)

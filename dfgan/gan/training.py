@@ -18,7 +18,6 @@ RNG that drives dropout is saved).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import shutil
 import time
@@ -33,19 +32,18 @@ from torch import nn
 from tqdm import tqdm
 
 from dfgan.core.speed import (
-    CapturedStep, adam, channels_last_input, check_compile_mode, compile_in_place, configure_determinism,
-    cuda_graphs_wanted, learning_rate, prefer_channels_last, restore_capturable_lr, runtime_deterministic,
+    CapturedStep, adam, channels_last_input, compile_in_place, configure_determinism, cuda_graphs_wanted,
+    learning_rate, prefer_channels_last, restore_capturable_lr,
 )
 from dfgan.gan.checkpoints import (
     checkpoint_state, load_checkpoint, restore_checkpoint, run_fingerprint, save_checkpoint,
 )
-from dfgan.core.params_file import variant_lambda_fid
 from dfgan.gan.fid import FIDLoss, batch_mean_and_factor, frechet_distance, load_stats
 from dfgan.core.imaging import outline, save_grid, unit_to_uint8
 from dfgan.core.paths import GanRunPaths, fid_train_stats, gan_name
+from dfgan.gan.config import GanConfig, GanRunOptions
 from dfgan.gan.inception import load_inception
-from dfgan.gan.networks import GANLoss, build_discriminator, build_generator, set_requires_grad, unet_depth
-from dfgan.core.validation import FID_MODES, VARIANTS
+from dfgan.gan.networks import GANLoss, build_discriminator, build_generator, set_requires_grad
 from dfgan.data.prepared_arrays import ImageSet, load_prepared
 from dfgan.core.runtime import progress_disabled, resolve_device, seed_everything
 from dfgan.core.training_log import TrainingLog, open_live
@@ -56,103 +54,7 @@ SAMPLES_FILE = "samples.png"
 # The progress bar's loss postfix is read from the device every this many steps (a host sync each time; none when
 # the bar is off, as in DVC runs); the per-epoch means are read once per epoch.
 PROGRESS_EVERY = 50
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Settings
-
-
-@dataclass(frozen=True)
-class GanSettings:
-    """Everything that shapes a training run: the ``gan`` section plus the image size and the variant."""
-
-    variant: str
-    image_size: int
-    ngf: int
-    ndf: int
-    n_layers_d: int
-    norm: str
-    dropout: float
-    init_gain: float
-    mask_channel: bool
-    jitter_flip: bool
-    jitter_load_scale: float
-    gan_mode: str
-    lambda_l1: float
-    lambda_fid: float
-    fid_mode: str
-    eigen_floor: float
-    lr: float
-    beta1: float
-    beta2: float
-    batch_size: int
-    n_epochs: int
-    n_epochs_decay: int
-    checkpoint_every: int
-    fid_eval_every: int
-    eval_train_mode: bool
-    amp: bool
-    amp_dtype: str
-    inception_bf16: bool  # the FID loss's Inception under bf16 autocast (CUDA with amp only); fp32 otherwise
-    compile: str  # off | default | reduce-overhead | max-autotune
-    cuda_graphs: bool  # replay each training step as one CUDA graph (CUDA only; ignored with a printed line on CPU)
-    device: str
-    seed: int
-    sample_count: int
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any], variant: str, seed: int) -> "GanSettings":
-        """The settings of one model; ``seed`` is one of ``gan.seeds`` (one GAN per seed, a DVC matrix item)."""
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant '{variant}' (expected one of {VARIANTS})")
-        gan = params["gan"]
-        derived = ("variant", "image_size", "eigen_floor", "seed")
-        missing = [f.name for f in dataclasses.fields(cls) if f.name not in derived and f.name not in gan]
-        if missing:
-            raise KeyError(f"params.yaml: gan section lacks {missing}")
-        if gan["fid_mode"] not in FID_MODES:
-            raise ValueError(f"gan.fid_mode must be one of {FID_MODES}, got '{gan['fid_mode']}'")
-        values = {f.name: gan[f.name] for f in dataclasses.fields(cls) if f.name in gan and f.name not in derived}
-        values.update(
-            variant=variant,
-            seed=int(seed),
-            image_size=int(params["data"]["image_size"]),
-            eigen_floor=float(params["fid"]["eigen_floor"]),
-            lambda_fid=variant_lambda_fid(gan, variant),
-            compile=check_compile_mode(gan["compile"]),
-        )
-        return cls(**values)
-
-    @property
-    def in_channels(self) -> int:
-        return 2 if self.mask_channel else 1
-
-    @property
-    def total_epochs(self) -> int:
-        return self.n_epochs + self.n_epochs_decay
-
-    @property
-    def uses_fid_loss(self) -> bool:
-        return self.lambda_fid > 0
-
-    def is_eval_epoch(self, epoch: int) -> bool:
-        return epoch % self.fid_eval_every == 0 or epoch == self.total_epochs
-
-    def is_checkpoint_epoch(self, epoch: int) -> bool:
-        return epoch % self.checkpoint_every == 0 or epoch == self.total_epochs
-
-    def generator_spec(self) -> dict[str, Any]:
-        """What :func:`load_generator` needs to rebuild G."""
-        return {
-            "image_size": self.image_size,
-            "num_downs": unet_depth(self.image_size),
-            "in_channels": self.in_channels,
-            "out_channels": 1,
-            "ngf": self.ngf,
-            "norm": self.norm,
-            "dropout": self.dropout,
-            "mask_channel": self.mask_channel,
-        }
+AUTOCAST_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}  # gan.amp_dtype
 
 
 def linear_decay(n_epochs: int, n_epochs_decay: int) -> Callable[[int], float]:
@@ -283,7 +185,7 @@ class GanModels:
     gan_loss: GANLoss
 
 
-def build_models(s: GanSettings, device: torch.device, capturable: bool = False) -> GanModels:
+def build_models(s: GanConfig, device: torch.device, capturable: bool = False) -> GanModels:
     """G, D (channels_last on CUDA, compiled when ``gan.compile`` asks), their Adam optimisers (fused on CUDA;
     ``capturable`` for CUDA graphs, see :func:`gan_cuda_graphs`), linear-decay schedulers and (fp16 only) gradient
     scalers."""
@@ -308,18 +210,15 @@ def build_models(s: GanSettings, device: torch.device, capturable: bool = False)
     )
 
 
-def autocast_dtype(s: GanSettings, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(s: GanConfig, device: torch.device) -> torch.dtype | None:
     """The mixed-precision dtype, or None: AMP only when asked for and on CUDA."""
     if not (s.amp and device.type == "cuda"):
         return None
-    dtypes = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-    if s.amp_dtype not in dtypes:
-        raise ValueError(f"gan.amp_dtype must be one of {sorted(dtypes)}, got '{s.amp_dtype}'")
-    return dtypes[s.amp_dtype]
+    return AUTOCAST_DTYPES[s.amp_dtype]
 
 
 def autocast_context(
-    s: GanSettings, device: torch.device, cache_enabled: bool = True
+    s: GanConfig, device: torch.device, cache_enabled: bool = True
 ) -> Callable[[], contextlib.AbstractContextManager]:
     """Autocast as the settings ask, or nothing. ``cache_enabled=False`` inside a CUDA graph (the cast weights must
     not be cached across a capture); the values are the same either way."""
@@ -411,7 +310,7 @@ class FidTerm:
             return self.distance(self.extractor(fake.detach(), **self.options))
 
 
-def fid_term_for(s: GanSettings, extractor: nn.Module, fid_loss: FIDLoss, device: torch.device) -> FidTerm:
+def fid_term_for(s: GanConfig, extractor: nn.Module, fid_loss: FIDLoss, device: torch.device) -> FidTerm:
     """The FID term a run uses: Inception in bf16 only when asked for and mixed precision is on (CUDA)."""
     return FidTerm(extractor, fid_loss, bf16_features=s.inception_bf16 and autocast_dtype(s, device) is not None)
 
@@ -420,7 +319,7 @@ def train_step(
     models: GanModels,
     x: torch.Tensor,
     y: torch.Tensor,
-    s: GanSettings,
+    s: GanConfig,
     fid_term: FidTerm | None,
     autocast: Callable[[], contextlib.AbstractContextManager],
     monitor_fid: bool = False,
@@ -437,7 +336,7 @@ def _train_step(
     models: GanModels,
     x: torch.Tensor,
     y: torch.Tensor,
-    s: GanSettings,
+    s: GanConfig,
     fid_term: FidTerm | None,
     autocast: Callable[[], contextlib.AbstractContextManager],
     monitor_fid: bool = False,
@@ -487,7 +386,7 @@ def _train_step(
     return losses, fake.detach()
 
 
-def gan_cuda_graphs(s: GanSettings, device: torch.device) -> bool:
+def gan_cuda_graphs(s: GanConfig, device: torch.device) -> bool:
     """Whether this run replays its steps as CUDA graphs (``gan.cuda_graphs``): on CUDA, when nothing blocks it;
     otherwise the option is ignored with one printed line. Blockers: torch.compile (its own graphs and guards),
     float16 autocast (the gradient scaler reads its inf check on the host) and deterministic algorithms (the FID
@@ -510,7 +409,7 @@ class GanStep:
     FID (``monitor_fid``, evaluation epochs only) is computed eagerly from the graph's G(x), as the eager step does.
     The returned losses are copies, safe from the next replay."""
 
-    def __init__(self, models: GanModels, s: GanSettings, fid_term: FidTerm | None, device: torch.device,
+    def __init__(self, models: GanModels, s: GanConfig, fid_term: FidTerm | None, device: torch.device,
                  graphs: bool = False) -> None:
         self.models, self.s, self.fid_term = models, s, fid_term
         self.autocast = autocast_context(s, device)
@@ -584,7 +483,7 @@ def evaluate_fid(
     extractor: nn.Module,
     real_mu: np.ndarray,
     real_sigma: np.ndarray,
-    s: GanSettings,
+    s: GanConfig,
     device: torch.device,
 ) -> float:
     """Full-set FID of G(all training inputs) against the real training statistics, leaving training untouched."""
@@ -622,7 +521,7 @@ def load_generator(model_dir: str | Path, device: torch.device | str = "cpu") ->
 
 
 def save_samples(
-    models: GanModels, data: ImageSet, s: GanSettings, device: torch.device, path: Path
+    models: GanModels, data: ImageSet, s: GanConfig, device: torch.device, path: Path
 ) -> None:
     """Rows: input (disease area) / generated / real, each with the mask's outline where it helps."""
     count = min(s.sample_count, len(data))
@@ -663,30 +562,28 @@ def _clock() -> float:
 def train_gan(
     prepared_dir: str | Path,
     size: int,
-    variant: str,
-    seed: int,
-    params: dict[str, Any],
+    s: GanConfig,
+    options: GanRunOptions,
     files: GanRunPaths,
     stop_after_epoch: int | None = None,
     stats_path: str | Path | None = None,
     extractor: nn.Module | None = None,
 ) -> dict[str, Any]:
-    """Train one GAN (``size`` training images, ``variant`` pix2pix or dfgan, ``seed``) and write its outputs.
+    """Train one GAN (``size`` training images, ``s.variant`` pix2pix or dfgan, ``s.seed``) and write its outputs.
 
     ``files`` are the run's outputs (:func:`dfgan.core.paths.gan_run`). ``stats_path`` defaults to the pipeline's
     :func:`dfgan.core.paths.fid_train_stats`; ``extractor`` (a test hook) replaces the Inception network, and
     ``stop_after_epoch`` returns right after that epoch's checkpoint (a simulated kill). Returns the metrics written
     to ``files.metrics_path`` (or, when stopped early, {"stopped_after_epoch": k}). Once the outputs are written the
-    checkpoint is deleted, unless ``gan.keep_checkpoint`` (it is not part of the fingerprint).
+    checkpoint is deleted, unless ``gan.keep_checkpoint`` (``options``: nothing there is part of the fingerprint).
     """
-
-    s = GanSettings.from_params(params, variant, seed)
+    variant, seed = s.variant, s.seed
     out_dir, checkpoint_path, live_dir, metrics_path = (
         files.out_dir, files.checkpoint_path, files.live_dir, files.metrics_path
     )
     stats_path = Path(stats_path) if stats_path is not None else fid_train_stats(size)
     device = resolve_device(s.device)
-    configure_determinism(runtime_deterministic(params))
+    configure_determinism(options.deterministic)
     seed_everything(s.seed)
 
     # Data: the training rows only - never a validation or test image, kept on the device as uint8; pairs are
@@ -701,7 +598,7 @@ def train_gan(
     # Models, the frozen feature extractor and the FID loss against the real training statistics.
     graphs = gan_cuda_graphs(s, device)
     models = build_models(s, device, capturable=graphs)
-    extractor = extractor if extractor is not None else load_inception(device, params["fid"]["inception_path"])
+    extractor = extractor if extractor is not None else load_inception(device, options.inception_path)
     fid_term = fid_term_for(s, extractor, FIDLoss(real.mu, real.sigma, s.eigen_floor).to(device), device)
 
     # Resume only a run of this very configuration.
@@ -732,8 +629,8 @@ def train_gan(
     started = time.perf_counter()
     # gan.checkpoint_minutes: also checkpoint at the end of the first epoch that ends that long after the last
     # checkpoint (or this process's start). At epoch ends only, so a resume replays whole epochs exactly as ever.
-    minutes = params["gan"].get("checkpoint_minutes")
-    checkpoint_seconds = None if minutes is None else 60.0 * float(minutes)
+    minutes = options.checkpoint_minutes
+    checkpoint_seconds = None if minutes is None else 60.0 * minutes
     last_checkpoint = _clock()
     record: dict[str, float] = history[-1] if history else {}
     for epoch in range(start_epoch + 1, s.total_epochs + 1):
@@ -802,6 +699,6 @@ def train_gan(
     }
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=1) + "\n")
-    if not params["gan"]["keep_checkpoint"]:  # G + D + two Adam states: ~0.9 GB per model at paper scale
+    if not options.keep_checkpoint:  # G + D + two Adam states: ~0.9 GB per model at paper scale
         checkpoint_path.unlink(missing_ok=True)
     return metrics

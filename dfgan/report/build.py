@@ -1,6 +1,6 @@
 """The report: Tables 1 and 2, Figures 3 and 4, and Dice vs training size, from the segmentation results.
 
-Inputs are listed from params (sizes x conditions x augs, see :func:`dfgan.seg.training_sets.conditions_from_params`),
+Inputs are listed from params (sizes x conditions x augs, see :func:`dfgan.seg.training_sets.trained_conditions`),
 never globbed, so a shrunk ``sizes`` leaves no stale rows and a missing run is an error naming its file. The paper's
 numbers (SIIM-ACR, 256x256) are shown beside ours, labelled as the paper's, wherever the paper has that size.
 
@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from dfgan.core.settings import ReportSettings, Settings, variant_lambda_fid
 from dfgan.core.paths import REPORT_FILES, report_file, run_label, seg_run, synthetic_dir
 from dfgan.gan.synthetic_sets import PREVIEW_FILE
 from dfgan.report import paper_results
@@ -32,6 +34,7 @@ from dfgan.report.tables import (
 from dfgan.report.paper_results import PAPER_LABEL, PaperDice
 from dfgan.seg.training_sets import (
     AUG_TITLES, FLIPPED_SUFFIX, REAL, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X, REAL_REPEATED, condition_title,
+    trained_conditions,
 )
 
 TABLE2_VARIANT = "dfgan"
@@ -358,33 +361,47 @@ def write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the report reads of the settings: the sizes and every trained condition ('real' is always added), the
+    GAN seed of the samples figure (the first of ``gan.seeds``), each GAN variant's FID-loss weight (for the titles)
+    and the ``report`` section (``primary``, ``level`` and ``min_units``: see :mod:`dfgan.report.contrasts`)."""
+
+    sizes: tuple[int, ...]
+    conditions: tuple[str, ...]
+    gan_seed: int
+    fid_weights: dict[str, float]
+    report: ReportSettings
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReportConfig:
+        return cls(
+            sizes=settings.sizes,
+            conditions=tuple(trained_conditions(settings)),
+            gan_seed=settings.gan.seeds[0],
+            fid_weights={variant: variant_lambda_fid(settings.gan, variant) for variant in settings.variants},
+            report=settings.report,
+        )
+
+
 def build_report(
-    sizes: Sequence[int],
-    conditions: Sequence[str],
+    config: ReportConfig,
     seg_metrics_dir: str | Path,
     seg_data_dir: str | Path,
     synthetic_root: str | Path,
     out_dir: str | Path,
     prepared_dir: str | Path | None = None,
-    sample_count: int = 6,
-    gan_seed: int = 0,
-    primary: str = "dfgan-classic",
-    level: float = 0.95,
-    min_units: int = 3,
-    fid_weights: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Write every report file into ``out_dir`` and return the summary.
 
-    ``sizes`` is params ``sizes``; ``conditions`` every trained condition ('real' is always added);
-    ``seg_data_dir`` holds the per-image Dice CSVs the paired differences need; ``primary``, ``level`` and
-    ``min_units`` are ``report.*`` (see :mod:`dfgan.report.contrasts`); ``fid_weights`` maps each GAN variant to its
-    FID-loss weight for the titles. The samples figure uses the largest size's synthetic sets of ``gan_seed`` and,
-    when ``prepared_dir`` is given, the real images.
+    ``seg_data_dir`` holds the per-image Dice CSVs the paired differences need. The samples figure uses the largest
+    size's synthetic sets of ``config.gan_seed`` and, when ``prepared_dir`` is given, the real images.
     """
-    sizes = sorted(int(s) for s in sizes)
+    sizes = sorted(config.sizes)
     if not sizes:
         raise ValueError("build_report: no sizes")
-    weights = fid_weights or {}
+    conditions, weights = config.conditions, config.fid_weights
+    primary, level, min_units = config.report.primary, config.report.level, config.report.min_units
     Path(out_dir).mkdir(parents=True, exist_ok=True)
 
     def file(name: str) -> Path:
@@ -418,8 +435,8 @@ def build_report(
                      f"bars: Holm-adjusted {level:.0%} intervals; hollow: too few replicates")
     plot_dice_vs_size(dice_panels(results, per_image, sizes, conditions, level, min_units, weights),
                       file("dice_vs_size.png"), f"bars: {level:.0%} interval of each mean; hollow: too few replicates")
-    plot_samples(synthetic_root, sizes[-1], sample_variants(conditions), gan_seed, prepared_dir, sample_count,
-                 file("fig3_samples.png"))
+    plot_samples(synthetic_root, sizes[-1], sample_variants(conditions), config.gan_seed, prepared_dir,
+                 config.report.sample_count, file("fig3_samples.png"))
 
     headline = summary(results, sizes, conditions, gains, deltas, primary, converged)
     write_json(file("summary.json"), headline)

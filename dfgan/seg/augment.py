@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-AUG_NONE = "none"
-AUG_CLASSIC = "classic"
-AUG_CHOICES = (AUG_NONE, AUG_CLASSIC)
+from dfgan.core.settings import ClassicAugmentation, NoAugmentation
 
 # The value of a black pixel in the network's image scale (dfgan.core.imaging.uint8_to_unit maps 0 -> -1), used to fill
 # the corners that rotation and elastic distortion uncover; a mid-grey fill would look like tissue.
@@ -38,41 +36,39 @@ def identity_augmentation(image: torch.Tensor, mask: torch.Tensor) -> tuple[torc
     return image, mask
 
 
-def classic_transform(params_aug: dict[str, Any], image_size: int, fill: float = BLACK) -> v2.Compose:
+def classic_transform(classic: ClassicAugmentation, image_size: int, fill: float = BLACK) -> v2.Compose:
     """The torchvision v2 pipeline: flip, small rotation, random resized crop back to size, elastic distortion."""
-    ratio = float(params_aug["crop_ratio_max"])
+    ratio = classic.crop_ratio_max
     fills = {tv_tensors.Image: fill, tv_tensors.Mask: 0}
     return v2.Compose(
         [
-            v2.RandomHorizontalFlip(p=float(params_aug["hflip_p"])),
-            v2.RandomRotation(degrees=float(params_aug["rotate_degrees"]), fill=fills),
+            v2.RandomHorizontalFlip(p=classic.hflip_p),
+            v2.RandomRotation(degrees=classic.rotate_degrees, fill=fills),
             v2.RandomResizedCrop(
                 size=(image_size, image_size),
-                scale=(float(params_aug["crop_scale_min"]), 1.0),
+                scale=(classic.crop_scale_min, 1.0),
                 ratio=(1.0 / ratio, ratio),
                 antialias=True,
             ),
             v2.RandomApply(
                 [
                     v2.ElasticTransform(
-                        alpha=float(params_aug["elastic_alpha"]),
-                        sigma=float(params_aug["elastic_sigma"]),
+                        alpha=classic.elastic_alpha,
+                        sigma=classic.elastic_sigma,
                         fill=fills,
                     )
                 ],
-                p=float(params_aug["elastic_p"]),
+                p=classic.elastic_p,
             ),
         ]
     )
 
 
-def build_classic_augmentation(params_aug: dict[str, Any], image_size: int, fill: float = BLACK) -> JointTransform:
-    """A callable ``(image (1,H,W) float, mask (1,H,W) integer) -> (image, mask)`` applying one joint random draw.
-
-    ``params_aug`` is ``seg.augmentations.classic`` (hflip_p, rotate_degrees, crop_scale_min, crop_ratio_max,
-    elastic_p, elastic_alpha, elastic_sigma). Outputs are plain tensors of the input dtypes.
+def build_classic_augmentation(classic: ClassicAugmentation, image_size: int, fill: float = BLACK) -> JointTransform:
+    """A callable ``(image (1,H,W) float, mask (1,H,W) integer) -> (image, mask)`` applying one joint random draw
+    of ``seg.augmentations.classic``. Outputs are plain tensors of the input dtypes.
     """
-    transform = classic_transform(params_aug, image_size, fill)
+    transform = classic_transform(classic, image_size, fill)
 
     def augment(image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out_image, out_mask = transform(tv_tensors.Image(image), tv_tensors.Mask(mask))
@@ -81,14 +77,13 @@ def build_classic_augmentation(params_aug: dict[str, Any], image_size: int, fill
     return augment
 
 
-def build_augmentation(aug: str, params_aug: dict[str, Any], image_size: int, fill: float = BLACK) -> JointTransform:
-    """``none`` -> the identity; ``classic`` -> :func:`build_classic_augmentation` (``params_aug`` is
-    ``seg.augmentations.<aug>``)."""
-    if aug == AUG_NONE:
-        return identity_augmentation
-    if aug == AUG_CLASSIC:
-        return build_classic_augmentation(params_aug, image_size, fill)
-    raise ValueError(f"unknown augmentation '{aug}'; expected one of {AUG_CHOICES}")
+def build_augmentation(
+    augmentation: NoAugmentation | ClassicAugmentation, image_size: int, fill: float = BLACK
+) -> JointTransform:
+    """``seg.augmentations.none`` -> the identity; ``classic`` -> :func:`build_classic_augmentation`."""
+    if isinstance(augmentation, ClassicAugmentation):
+        return build_classic_augmentation(augmentation, image_size, fill)
+    return identity_augmentation
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -143,7 +138,7 @@ def _uniform(
 
 
 def draw_batch_classic(
-    params_aug: dict[str, Any],
+    classic: ClassicAugmentation,
     batch: int,
     in_size: tuple[int, int],
     out_size: tuple[int, int],
@@ -156,11 +151,11 @@ def draw_batch_classic(
     with p = elastic_p an elastic field (uniform noise in [-1, 1], Gaussian-smoothed with elastic_sigma, times
     elastic_alpha / side)."""
     height, width = in_size
-    flip = torch.rand(batch, generator=generator, device=device) < float(params_aug["hflip_p"])
-    degrees = float(params_aug["rotate_degrees"])
+    flip = torch.rand(batch, generator=generator, device=device) < classic.hflip_p
+    degrees = classic.rotate_degrees
     angle = _uniform((batch,), -degrees, degrees, generator, device)
-    scale = _uniform((batch,), float(params_aug["crop_scale_min"]), 1.0, generator, device)
-    log_ratio = math.log(float(params_aug["crop_ratio_max"]))
+    scale = _uniform((batch,), classic.crop_scale_min, 1.0, generator, device)
+    log_ratio = math.log(classic.crop_ratio_max)
     ratio = torch.exp(_uniform((batch,), -log_ratio, log_ratio, generator, device))
     area = scale * (height * width)
     crop_w = torch.sqrt(area * ratio).clamp(max=width)
@@ -170,12 +165,12 @@ def draw_batch_classic(
     crop = torch.stack([top, left, crop_h, crop_w], dim=1)
 
     displacement = None
-    elastic_p, alpha = float(params_aug["elastic_p"]), float(params_aug["elastic_alpha"])
+    elastic_p, alpha = classic.elastic_p, classic.elastic_alpha
     if elastic_p > 0 and alpha != 0:
         out_h, out_w = out_size
         apply = (torch.rand(batch, generator=generator, device=device) < elastic_p).float()
         noise = torch.rand((batch, 2, out_h, out_w), generator=generator, device=device) * 2 - 1
-        field = smooth_noise(noise, float(params_aug["elastic_sigma"]))
+        field = smooth_noise(noise, classic.elastic_sigma)
         # Filled on the device (torch.tensor([...], device=...) would copy from host memory per batch): the same
         # float32 values.
         scale_xy = torch.full((1, 2, 1, 1), alpha / out_w, device=device)
@@ -230,7 +225,7 @@ def apply_batch_draw(
 
 
 def build_batch_classic_augmentation(
-    params_aug: dict[str, Any], image_size: int, fill: float = BLACK
+    classic: ClassicAugmentation, image_size: int, fill: float = BLACK
 ) -> BatchTransform:
     """A callable ``(images (B,1,H,W) float, masks (B,1,H,W), generator) -> (images, masks)`` of size
     ``image_size``, the classic augmentation applied to a batch on its own device with pure tensor operations.
@@ -269,7 +264,7 @@ def build_batch_classic_augmentation(
             raise ValueError(f"the generator is on {generator.device}, the images on {images.device}")
         out_size = (image_size, image_size)
         draw = draw_batch_classic(
-            params_aug, images.shape[0], tuple(images.shape[-2:]), out_size, generator, images.device
+            classic, images.shape[0], tuple(images.shape[-2:]), out_size, generator, images.device
         )
         return apply_batch_draw(images, masks, draw, out_size, fill)
 
@@ -277,10 +272,10 @@ def build_batch_classic_augmentation(
 
 
 def seeded_batch_augmentation(
-    params_aug: dict[str, Any], image_size: int, seed: int, device: torch.device, fill: float = BLACK
+    classic: ClassicAugmentation, image_size: int, seed: int, device: torch.device, fill: float = BLACK
 ) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """:func:`build_batch_classic_augmentation` bound to a generator on ``device`` seeded by ``seed``: a callable
     ``(images, masks) -> (images, masks)`` for batches already on the device (``seg.augment_on: device``)."""
-    transform = build_batch_classic_augmentation(params_aug, image_size, fill)
-    generator = torch.Generator(device=device).manual_seed(int(seed))
+    transform = build_batch_classic_augmentation(classic, image_size, fill)
+    generator = torch.Generator(device=device).manual_seed(seed)
     return lambda images, masks: transform(images, masks, generator)

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from dfgan.core.errors import InputError
-from dfgan.core.validation import DOUBLED_SUFFIX, REAL, REAL_CONDITIONS
+from dfgan.core.rules import DOUBLED_SUFFIX, REAL, REAL_CONDITIONS
+from dfgan.core.settings import Settings
 from dfgan.data.prepared_arrays import ImageSet, PreparedData
 from dfgan.gan.synthetic_sets import load_synthetic
 
@@ -67,20 +68,19 @@ def parse_condition(condition: str) -> Condition:
     return Condition(condition, condition, 1)
 
 
-def conditions_from_params(params: dict[str, Any]) -> list[str]:
+def trained_conditions(settings: Settings) -> list[str]:
     """Every trained condition, as dvc.yaml lays them out: ``seg.real_conditions`` (``seg_real``), one R + S per
     GAN variant in ``variants`` (``seg_synth``) and R + 2S per variant in ``seg.flipped_variants`` (``seg_synth2x``)."""
-    seg = params["seg"]
     return [
-        *[str(c) for c in seg["real_conditions"]],
-        *[str(v) for v in params["variants"]],
-        *[f"{v}{FLIPPED_SUFFIX}" for v in seg["flipped_variants"]],
+        *settings.seg.real_conditions,
+        *settings.variants,
+        *[f"{v}{FLIPPED_SUFFIX}" for v in settings.seg.flipped_variants],
     ]
 
 
-def require_condition(params: dict[str, Any], condition: str, source: str | Path) -> None:
+def require_condition(settings: Settings, condition: str, source: str | Path) -> None:
     """Refuse a ``--condition`` that these params do not train (it would have no DVC stage and no report row)."""
-    conditions = conditions_from_params(params)
+    conditions = trained_conditions(settings)
     if condition not in conditions:
         raise InputError(
             f"{source}: condition {condition!r} is not trained by these params (they train {', '.join(conditions)}); "
