@@ -1,4 +1,5 @@
-"""The report: Tables 1 and 2, Figures 3 and 4, and Dice vs training size, from the segmentation results.
+"""The report stage: reads the segmentation results, writes Tables 1 and 2, Figures 3 and 4, Dice vs training size
+and the headline summary (:data:`dfgan.core.paths.REPORT_FILES`).
 
 Inputs are listed from params (sizes x conditions x augs, see :func:`dfgan.seg.training_sets.trained_conditions`),
 never globbed, so a shrunk ``sizes`` leaves no stale rows and a missing run is an error naming its file. The paper's
@@ -6,7 +7,8 @@ numbers (SIIM-ACR, 256x256) are shown beside ours, labelled as the paper's, wher
 
 Every comparison is paired (per seed and test image, from the per-image CSVs of the seg stages); which contrasts,
 their unit of replication (the GAN seed wherever GAN images are involved), their interval and their Holm families
-are :mod:`dfgan.report.contrasts`; the figures are :mod:`dfgan.report.figures`.
+are :mod:`dfgan.report.contrasts` (the statistics: :mod:`dfgan.report.intervals`); the tables'
+rows and Markdown are :mod:`dfgan.report.tables`, the figures and their data :mod:`dfgan.report.figures`.
 """
 
 from __future__ import annotations
@@ -20,34 +22,24 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from dfgan.core.settings import ReportSettings, Settings, variant_lambda_fid
 from dfgan.core.paths import REPORT_FILES, report_file, run_label, seg_run, synthetic_dir
+from dfgan.core.settings import AUGS, ReportSettings, Settings, variant_lambda_fid
 from dfgan.gan.synthetic_sets import PREVIEW_FILE
-from dfgan.report import paper_results
-from dfgan.report.contrasts import (
-    AUGS, Deltas, RunKey, all_contrasts, condition_interval, gan_variants, lookup,
+from dfgan.report.contrasts import Deltas, RunKey, all_conditions, all_contrasts
+from dfgan.report.figures import (
+    dice_panels, dice_vs_size, improvement, improvement_panels, plot_dice_vs_size, plot_improvement, plot_samples,
+    sample_variants,
 )
-from dfgan.report.figures import Point, Series, plot_dice_vs_size, plot_improvement, plot_samples, sample_variants
+from dfgan.report.paper_results import PAPER_LABEL
 from dfgan.report.tables import (
-    controls_markdown, convergence_markdown, delta_note, table1_markdown, table2_markdown,
+    controls_markdown, controls_table, convergence, convergence_markdown, delta_note, table1, table1_markdown,
+    table2, table2_markdown, table2_paper_row,
 )
-from dfgan.report.paper_results import PAPER_LABEL, PaperDice
-from dfgan.seg.training_sets import (
-    AUG_TITLES, FLIPPED_SUFFIX, REAL, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X, REAL_REPEATED, condition_title,
-    trained_conditions,
-)
-
-TABLE2_VARIANT = "dfgan"
-
+from dfgan.seg.training_sets import trained_conditions
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def all_conditions(conditions: Sequence[str]) -> list[str]:
-    """'real' first, then the other conditions in params order, without duplicates."""
-    return list(dict.fromkeys([REAL, *conditions]))
 
 
 def expected_files(
@@ -91,197 +83,6 @@ def load_seg_metrics(
 # ---------------------------------------------------------------------------------------------------------------------
 # Numbers
 # ---------------------------------------------------------------------------------------------------------------------
-
-
-def dice_of(results: dict[RunKey, dict], size: int, condition: str, aug: str) -> dict[str, float] | None:
-    run = results.get((size, condition, aug))
-    return None if run is None else {"mean": float(run["dice_mean"]), "sem": float(run["dice_sem"])}
-
-
-def paper_dice(value: PaperDice) -> dict[str, float]:
-    return {"mean": value.mean, "sem": value.sem}
-
-
-def relative_improvement(real: float, synthetic: float) -> float:
-    """(R+S - R) / R; NaN when the real Dice is 0 (no baseline to be relative to)."""
-    return (synthetic - real) / real if real > 0 else float("nan")
-
-
-def table1(
-    results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], deltas: Deltas
-) -> list[dict[str, Any]]:
-    """Rows (size, aug): R, the R x2 control and R + S of every trained variant (None = not run), each with its
-    paired difference to R (adjusted in its family); DF-GAN - Pix2Pix; and the paper's R and R+S where it has them."""
-    rows = []
-    # Pix2Pix and DF-GAN always have their columns (marked "not run" when not trained), then any other variant.
-    shown = (REAL_REPEATED, *dict.fromkeys(["pix2pix", "dfgan", *gan_variants(all_conditions(conditions))]))
-    for size in sizes:
-        for aug in AUGS:
-            paper = paper_results.paper_table1(aug, size)
-            rows.append(
-                {
-                    "size": int(size),
-                    "aug": aug,
-                    "classic_aug": AUG_TITLES[aug],
-                    "real": dice_of(results, size, REAL, aug),
-                    **{condition: dice_of(results, size, condition, aug) for condition in shown},
-                    "delta_vs_real": {c: lookup(deltas, size, c, REAL, aug) for c in shown},
-                    "dfgan_minus_pix2pix": lookup(deltas, size, "dfgan", "pix2pix", aug),
-                    "paper": None if paper is None else {"real": paper_dice(paper[0]), "dfgan": paper_dice(paper[1])},
-                }
-            )
-    return rows
-
-
-def table2(results: dict[RunKey, dict], sizes: Sequence[int], deltas: Deltas) -> list[dict[str, Any]]:
-    """Rows (size, aug): R, R+S, R+2S for DF-GAN (None = not run), with the paired differences to R."""
-    synthetic, synthetic2x = TABLE2_VARIANT, f"{TABLE2_VARIANT}{FLIPPED_SUFFIX}"
-    return [
-        {
-            "size": int(size),
-            "aug": aug,
-            "classic_aug": AUG_TITLES[aug],
-            "real": dice_of(results, size, REAL, aug),
-            "synthetic": dice_of(results, size, synthetic, aug),
-            "synthetic2x": dice_of(results, size, synthetic2x, aug),
-            "delta_vs_real": {
-                "synthetic": lookup(deltas, size, synthetic, REAL, aug),
-                "synthetic2x": lookup(deltas, size, synthetic2x, REAL, aug),
-            },
-        }
-        for size in sizes
-        for aug in AUGS
-    ]
-
-
-CONTROL_PAIRS = ((REAL_FLIPPED, ""), (REAL_PASTED, ""), (REAL_PASTED2X, FLIPPED_SUFFIX))
-
-
-def controls_table(
-    results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], deltas: Deltas
-) -> list[dict[str, Any]]:
-    """Rows (size, aug): each GAN-free control with its difference to R, and each GAN condition against the control
-    that matches it (R + S vs R + flip and R + paste, R + 2S vs R + paste 2x)."""
-    trained = all_conditions(conditions)
-    rows = []
-    for size in sizes:
-        for aug in AUGS:
-            controls = {
-                control: {
-                    "dice": dice_of(results, size, control, aug),
-                    "delta_vs_real": lookup(deltas, size, control, REAL, aug),
-                    "gan_minus_control": {
-                        f"{variant}{suffix}": lookup(deltas, size, f"{variant}{suffix}", control, aug)
-                        for variant in gan_variants(trained)
-                        if f"{variant}{suffix}" in trained
-                    },
-                }
-                for control, suffix in CONTROL_PAIRS
-                if control in trained
-            }
-            rows.append({"size": int(size), "aug": aug, "classic_aug": AUG_TITLES[aug], "controls": controls})
-    return rows
-
-
-def convergence(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> list[dict[str, Any]]:
-    """Per size, condition and aug: the share of seeds whose kept round was the schedule's last (still improving
-    when the budget ran out), the steps they ran, and the share of test images with an empty prediction."""
-    rows = []
-    for size in sizes:
-        for condition in all_conditions(conditions):
-            for aug in AUGS:
-                run = results[(int(size), condition, aug)]
-                best, rounds = run.get("best_round_per_seed") or [], run.get("rounds")
-                share = run.get("best_round_last_share")
-                if share is None and best and rounds:  # metrics written before the share was recorded
-                    share = float(np.mean([b == rounds for b in best]))
-                steps = run.get("optimizer_steps_per_seed") or [run.get("optimizer_steps")]
-                rows.append({
-                    "size": int(size), "condition": condition, "aug": aug, "rounds": rounds,
-                    "best_round_last_share": share, "best_round_per_seed": best,
-                    "steps_min": min(s for s in steps if s is not None) if any(s is not None for s in steps) else None,
-                    "steps_max": max(s for s in steps if s is not None) if any(s is not None for s in steps) else None,
-                    "empty_fraction": run.get("empty_fraction"),
-                })
-    return rows
-
-
-def table2_paper_row() -> dict[str, Any]:
-    real, synthetic, synthetic2x = paper_results.TABLE2
-    return {
-        "size": paper_results.TABLE2_SIZE,
-        "aug": paper_results.TABLE2_AUG,
-        "classic_aug": AUG_TITLES[paper_results.TABLE2_AUG],
-        "real": paper_dice(real),
-        "synthetic": paper_dice(synthetic),
-        "synthetic2x": paper_dice(synthetic2x),
-        "source": PAPER_LABEL,
-    }
-
-
-def improvement_panels(
-    results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], deltas: Deltas,
-    weights: dict[str, float],
-) -> dict[str, Series]:
-    """Figure 4's points: 100 x Δ / Dice(R) with the Δ's adjusted interval scaled alike (Dice(R) taken as fixed)."""
-    panels: dict[str, Series] = {}
-    for aug in AUGS:
-        series: Series = {}
-        for condition in all_conditions(conditions)[1:]:
-            points = []
-            for size in sizes:
-                real = results[(int(size), REAL, aug)]["dice_mean"]
-                delta = lookup(deltas, size, condition, REAL, aug)
-                scale = 100.0 / real if real > 0 else float("nan")
-                low = None if delta is None or delta["adjusted_low"] is None else scale * delta["adjusted_low"]
-                high = None if delta is None or delta["adjusted_high"] is None else scale * delta["adjusted_high"]
-                mean = results[(int(size), condition, aug)]["dice_mean"] - real
-                points.append(Point(int(size), scale * mean, low, high))
-            series[condition_title(condition, weights)] = points
-        panels[aug] = series
-    return panels
-
-
-def dice_panels(
-    results: dict[RunKey, dict], per_image: dict[RunKey, pd.DataFrame], sizes: Sequence[int],
-    conditions: Sequence[str], level: float, min_units: int, weights: dict[str, float],
-) -> dict[str, Series]:
-    """Dice vs size: each condition's mean with its own interval (GAN seeds as units for GAN conditions)."""
-    panels: dict[str, Series] = {}
-    for aug in AUGS:
-        series: Series = {}
-        for condition in all_conditions(conditions):
-            points = []
-            for size in sizes:
-                key = (int(size), condition, aug)
-                own = condition_interval(per_image[key], results[key], level, min_units)
-                points.append(Point(int(size), results[key]["dice_mean"], own["ci_low"], own["ci_high"]))
-            series[condition_title(condition, weights)] = points
-        panels[aug] = series
-    return panels
-
-
-def dice_vs_size(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> pd.DataFrame:
-    """Wide form for DVC plots: ``size`` and one mean-Dice column per run label (``real-none``, ...)."""
-    columns = {"size": [int(s) for s in sizes]}
-    for aug in AUGS:
-        for condition in all_conditions(conditions):
-            columns[run_label(condition, aug)] = [results[(int(s), condition, aug)]["dice_mean"] for s in sizes]
-    return pd.DataFrame(columns)
-
-
-def improvement(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> pd.DataFrame:
-    """Wide form: ``size`` and one column ``<condition>-<aug>`` of (R+S - R) / R per synthetic condition."""
-    columns = {"size": [int(s) for s in sizes]}
-    for aug in AUGS:
-        for condition in all_conditions(conditions)[1:]:
-            columns[f"{condition}-{aug}"] = [
-                relative_improvement(
-                    results[(int(s), REAL, aug)]["dice_mean"], results[(int(s), condition, aug)]["dice_mean"]
-                )
-                for s in sizes
-            ]
-    return pd.DataFrame(columns)
 
 
 def finite_or_none(value: float | None) -> float | None:

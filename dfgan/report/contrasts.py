@@ -22,16 +22,21 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from dfgan.report.intervals import adjusted_interval, holm, paired_difference
 from dfgan.core.paths import run_label
+from dfgan.core.settings import AUGS
+from dfgan.report.intervals import adjusted_interval, holm, paired_difference
 from dfgan.seg.training_sets import (
     FLIPPED_SUFFIX, REAL, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X, REAL_REPEATED, uses_synthetic,
 )
 
 RunKey = tuple[int, str, str]  # (size, condition, aug)
-AUGS = ("none", "classic")
 PRIMARY, TABLE1, TABLE2, CONTROLS = "primary", "table1", "table2", "controls"
 FAMILIES = (PRIMARY, TABLE1, TABLE2, CONTROLS)
+
+
+def all_conditions(conditions: Sequence[str]) -> list[str]:
+    """'real' first, then the other conditions in params order, without duplicates."""
+    return list(dict.fromkeys([REAL, *conditions]))
 
 
 @dataclass(frozen=True)

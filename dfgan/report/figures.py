@@ -1,4 +1,5 @@
-"""The report's figures: Figure 3 (samples), Figure 4 (relative improvement) and Dice vs training size.
+"""The report's figures: Figure 3 (samples), Figure 4 (relative improvement) and Dice vs training size, with the
+numbers they plot (Figure 4 and Dice vs size are also written as CSV).
 
 Every plotted mean carries the interval the tables give it (:mod:`dfgan.report.contrasts`): a point without one (too few
 replicates) is drawn hollow, without a bar, so a picture never shows more than the tables support.
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from dfgan.report import paper_results
@@ -18,7 +20,10 @@ from dfgan.core.imaging import outline, save_grid
 from dfgan.report.paper_results import PAPER_LABEL
 from dfgan.data.prepared_arrays import load_prepared
 from dfgan.gan.synthetic_sets import load_synthetic
-from dfgan.seg.training_sets import AUG_TITLES, VARIANT_TITLES, parse_condition, uses_synthetic
+from dfgan.core.paths import run_label
+from dfgan.core.settings import AUGS
+from dfgan.report.contrasts import Deltas, RunKey, all_conditions, condition_interval, lookup
+from dfgan.seg.training_sets import AUG_TITLES, REAL, VARIANT_TITLES, condition_title, parse_condition, uses_synthetic
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,86 @@ class Point:
 
 
 Series = dict[str, list[Point]]  # legend label -> points in size order
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The plotted numbers (also written as CSV)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def relative_improvement(real: float, synthetic: float) -> float:
+    """(R+S - R) / R; NaN when the real Dice is 0 (no baseline to be relative to)."""
+    return (synthetic - real) / real if real > 0 else float("nan")
+
+
+def improvement_panels(
+    results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], deltas: Deltas,
+    weights: dict[str, float],
+) -> dict[str, Series]:
+    """Figure 4's points: 100 x Δ / Dice(R) with the Δ's adjusted interval scaled alike (Dice(R) taken as fixed)."""
+    panels: dict[str, Series] = {}
+    for aug in AUGS:
+        series: Series = {}
+        for condition in all_conditions(conditions)[1:]:
+            points = []
+            for size in sizes:
+                real = results[(int(size), REAL, aug)]["dice_mean"]
+                delta = lookup(deltas, size, condition, REAL, aug)
+                scale = 100.0 / real if real > 0 else float("nan")
+                low = None if delta is None or delta["adjusted_low"] is None else scale * delta["adjusted_low"]
+                high = None if delta is None or delta["adjusted_high"] is None else scale * delta["adjusted_high"]
+                mean = results[(int(size), condition, aug)]["dice_mean"] - real
+                points.append(Point(int(size), scale * mean, low, high))
+            series[condition_title(condition, weights)] = points
+        panels[aug] = series
+    return panels
+
+
+def dice_panels(
+    results: dict[RunKey, dict], per_image: dict[RunKey, pd.DataFrame], sizes: Sequence[int],
+    conditions: Sequence[str], level: float, min_units: int, weights: dict[str, float],
+) -> dict[str, Series]:
+    """Dice vs size: each condition's mean with its own interval (GAN seeds as units for GAN conditions)."""
+    panels: dict[str, Series] = {}
+    for aug in AUGS:
+        series: Series = {}
+        for condition in all_conditions(conditions):
+            points = []
+            for size in sizes:
+                key = (int(size), condition, aug)
+                own = condition_interval(per_image[key], results[key], level, min_units)
+                points.append(Point(int(size), results[key]["dice_mean"], own["ci_low"], own["ci_high"]))
+            series[condition_title(condition, weights)] = points
+        panels[aug] = series
+    return panels
+
+
+def dice_vs_size(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> pd.DataFrame:
+    """Wide form for DVC plots: ``size`` and one mean-Dice column per run label (``real-none``, ...)."""
+    columns = {"size": [int(s) for s in sizes]}
+    for aug in AUGS:
+        for condition in all_conditions(conditions):
+            columns[run_label(condition, aug)] = [results[(int(s), condition, aug)]["dice_mean"] for s in sizes]
+    return pd.DataFrame(columns)
+
+
+def improvement(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> pd.DataFrame:
+    """Wide form: ``size`` and one column ``<condition>-<aug>`` of (R+S - R) / R per synthetic condition."""
+    columns = {"size": [int(s) for s in sizes]}
+    for aug in AUGS:
+        for condition in all_conditions(conditions)[1:]:
+            columns[f"{condition}-{aug}"] = [
+                relative_improvement(
+                    results[(int(s), REAL, aug)]["dice_mean"], results[(int(s), condition, aug)]["dice_mean"]
+                )
+                for s in sizes
+            ]
+    return pd.DataFrame(columns)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Drawing
+# ---------------------------------------------------------------------------------------------------------------------
 
 
 def size_panels() -> tuple[Figure, list[Any]]:

@@ -1,4 +1,5 @@
-"""The report's Markdown tables: Table 1, Table 2, the controls and the convergence table, from the report's rows.
+"""The report's tables: the rows of Table 1, Table 2, the controls and the convergence table (also written as JSON),
+and their Markdown.
 
 A Δ cell is a paired difference from :mod:`dfgan.report.contrasts`: its mean and Holm-adjusted interval, **bold** when
 significant after adjustment, ``(no interval)`` with too few replicates.
@@ -6,14 +7,153 @@ significant after adjustment, ``(no interval)`` with too few replicates.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
-from dfgan.report.contrasts import Deltas, primary_condition
-from dfgan.report.paper_results import PAPER_LABEL
-from dfgan.seg.training_sets import AUG_TITLES, REAL_REPEATED, VARIANT_TITLES, condition_title, variant_title
+import numpy as np
 
+from dfgan.core.settings import AUGS
+from dfgan.report import paper_results
+from dfgan.report.contrasts import Deltas, RunKey, all_conditions, gan_variants, lookup, primary_condition
+from dfgan.report.paper_results import PAPER_LABEL, PaperDice
+from dfgan.seg.training_sets import (
+    AUG_TITLES, FLIPPED_SUFFIX, REAL, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X, REAL_REPEATED, VARIANT_TITLES,
+    condition_title, variant_title,
+)
+
+TABLE2_VARIANT = "dfgan"
 NOT_RUN = "not run"
 AUG_PHRASES = {"none": "without classic augmentation", "classic": "with classic augmentation"}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The rows (also written as table*.json)
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def dice_of(results: dict[RunKey, dict], size: int, condition: str, aug: str) -> dict[str, float] | None:
+    run = results.get((size, condition, aug))
+    return None if run is None else {"mean": float(run["dice_mean"]), "sem": float(run["dice_sem"])}
+
+
+def paper_dice(value: PaperDice) -> dict[str, float]:
+    return {"mean": value.mean, "sem": value.sem}
+
+
+def table1(
+    results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], deltas: Deltas
+) -> list[dict[str, Any]]:
+    """Rows (size, aug): R, the R x2 control and R + S of every trained variant (None = not run), each with its
+    paired difference to R (adjusted in its family); DF-GAN - Pix2Pix; and the paper's R and R+S where it has them."""
+    rows = []
+    # Pix2Pix and DF-GAN always have their columns (marked "not run" when not trained), then any other variant.
+    shown = (REAL_REPEATED, *dict.fromkeys(["pix2pix", "dfgan", *gan_variants(all_conditions(conditions))]))
+    for size in sizes:
+        for aug in AUGS:
+            paper = paper_results.paper_table1(aug, size)
+            rows.append(
+                {
+                    "size": int(size),
+                    "aug": aug,
+                    "classic_aug": AUG_TITLES[aug],
+                    "real": dice_of(results, size, REAL, aug),
+                    **{condition: dice_of(results, size, condition, aug) for condition in shown},
+                    "delta_vs_real": {c: lookup(deltas, size, c, REAL, aug) for c in shown},
+                    "dfgan_minus_pix2pix": lookup(deltas, size, "dfgan", "pix2pix", aug),
+                    "paper": None if paper is None else {"real": paper_dice(paper[0]), "dfgan": paper_dice(paper[1])},
+                }
+            )
+    return rows
+
+
+def table2(results: dict[RunKey, dict], sizes: Sequence[int], deltas: Deltas) -> list[dict[str, Any]]:
+    """Rows (size, aug): R, R+S, R+2S for DF-GAN (None = not run), with the paired differences to R."""
+    synthetic, synthetic2x = TABLE2_VARIANT, f"{TABLE2_VARIANT}{FLIPPED_SUFFIX}"
+    return [
+        {
+            "size": int(size),
+            "aug": aug,
+            "classic_aug": AUG_TITLES[aug],
+            "real": dice_of(results, size, REAL, aug),
+            "synthetic": dice_of(results, size, synthetic, aug),
+            "synthetic2x": dice_of(results, size, synthetic2x, aug),
+            "delta_vs_real": {
+                "synthetic": lookup(deltas, size, synthetic, REAL, aug),
+                "synthetic2x": lookup(deltas, size, synthetic2x, REAL, aug),
+            },
+        }
+        for size in sizes
+        for aug in AUGS
+    ]
+
+
+CONTROL_PAIRS = ((REAL_FLIPPED, ""), (REAL_PASTED, ""), (REAL_PASTED2X, FLIPPED_SUFFIX))
+
+
+def controls_table(
+    results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], deltas: Deltas
+) -> list[dict[str, Any]]:
+    """Rows (size, aug): each GAN-free control with its difference to R, and each GAN condition against the control
+    that matches it (R + S vs R + flip and R + paste, R + 2S vs R + paste 2x)."""
+    trained = all_conditions(conditions)
+    rows = []
+    for size in sizes:
+        for aug in AUGS:
+            controls = {
+                control: {
+                    "dice": dice_of(results, size, control, aug),
+                    "delta_vs_real": lookup(deltas, size, control, REAL, aug),
+                    "gan_minus_control": {
+                        f"{variant}{suffix}": lookup(deltas, size, f"{variant}{suffix}", control, aug)
+                        for variant in gan_variants(trained)
+                        if f"{variant}{suffix}" in trained
+                    },
+                }
+                for control, suffix in CONTROL_PAIRS
+                if control in trained
+            }
+            rows.append({"size": int(size), "aug": aug, "classic_aug": AUG_TITLES[aug], "controls": controls})
+    return rows
+
+
+def convergence(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> list[dict[str, Any]]:
+    """Per size, condition and aug: the share of seeds whose kept round was the schedule's last (still improving
+    when the budget ran out), the steps they ran, and the share of test images with an empty prediction."""
+    rows = []
+    for size in sizes:
+        for condition in all_conditions(conditions):
+            for aug in AUGS:
+                run = results[(int(size), condition, aug)]
+                best, rounds = run.get("best_round_per_seed") or [], run.get("rounds")
+                share = run.get("best_round_last_share")
+                if share is None and best and rounds:  # metrics written before the share was recorded
+                    share = float(np.mean([b == rounds for b in best]))
+                steps = run.get("optimizer_steps_per_seed") or [run.get("optimizer_steps")]
+                rows.append({
+                    "size": int(size), "condition": condition, "aug": aug, "rounds": rounds,
+                    "best_round_last_share": share, "best_round_per_seed": best,
+                    "steps_min": min(s for s in steps if s is not None) if any(s is not None for s in steps) else None,
+                    "steps_max": max(s for s in steps if s is not None) if any(s is not None for s in steps) else None,
+                    "empty_fraction": run.get("empty_fraction"),
+                })
+    return rows
+
+
+def table2_paper_row() -> dict[str, Any]:
+    real, synthetic, synthetic2x = paper_results.TABLE2
+    return {
+        "size": paper_results.TABLE2_SIZE,
+        "aug": paper_results.TABLE2_AUG,
+        "classic_aug": AUG_TITLES[paper_results.TABLE2_AUG],
+        "real": paper_dice(real),
+        "synthetic": paper_dice(synthetic),
+        "synthetic2x": paper_dice(synthetic2x),
+        "source": PAPER_LABEL,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Markdown
+# ---------------------------------------------------------------------------------------------------------------------
 
 
 def fmt(value: dict[str, float] | None) -> str:
