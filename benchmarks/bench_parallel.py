@@ -1,4 +1,5 @@
-"""Wall time of the whole DAG: sequential `dvc repro` vs `python -m dfgan.orchestrate.parallel --workers N`, same machine.
+"""Wall time of the whole DAG: sequential `dvc repro` vs `python -m dfgan.orchestrate.parallel --workers N`, one
+machine.
 
 Each run gets a fresh temporary copy of the project (tests/pipeline_repo.py) with the tests' tiny params, or with
 the repository's own params.yaml (`--params demo`, about 15 minutes sequential on 2 cores). Prints both wall times,

@@ -12,8 +12,8 @@ The model, stated plainly:
   seg.schedule: steps (ceil(budget_factor x N_train / batch_size)); one pass over R, R x2, R + S or R + 2S under
   epochs. Forward-only stages (prepare, FID statistics, synthesis, report) count 0:
   they are well under 1 % of the work.
-- P identical GPUs, one stage per GPU; the runner's policy (dfgan.orchestrate.parallel.simulate_makespan): a stage is submitted
-  when its parents are done and the free GPU takes the ready stage with the longest remaining chain. On a first run
+- P identical GPUs, one stage per GPU; the runner's policy (dfgan.orchestrate.dag.simulate_makespan): a stage is
+  submitted when its parents are done and the free GPU takes the ready stage with the longest remaining chain. On a first run
   the chain is counted in stages (nothing timed yet); once logs/durations.json holds timings, in seconds.
 - Speed-up = total work / predicted wall time. Bounds: wall time >= max(critical path, total work / P).
 
@@ -37,7 +37,7 @@ from benchmarks.throughput import gpu_cost_ratios, parse_gpu_results
 from dfgan.core.params_file import load_settings
 from dfgan.core.settings import Settings
 from dfgan.core.splits import validation_count
-from dfgan.orchestrate.parallel import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
+from dfgan.orchestrate.dag import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
 from dfgan.seg.config import SegConfig
 from dfgan.seg.fit import make_schedule
 from dfgan.seg.training_sets import parse_condition

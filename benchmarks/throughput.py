@@ -389,7 +389,7 @@ def captured_vs_eager_gan(
     """``steps`` GAN steps from the same weights, batches and RNG seed, eager and with ``gan.cuda_graphs``
     (3 eager warm-up steps, the capture, replays): the largest relative difference of each loss over the steps,
     and whether the graph was used. The captured DF-GAN step sums the FID's eigenvalue square roots by
-    Newton-Schulz (:func:`dfgan.gan.training.sync_free_fid`) and its Adam is capturable: float-level differences only."""
+    Newton-Schulz (:func:`dfgan.gan.fid.sync_free_fid`) and its Adam is capturable: float-level differences only."""
     s = GanConfig.of(with_values(settings, {"gan.cuda_graphs": True}), variant, seed=0)
     term = fid_term_for(s, fid_term.extractor, fid_term.fid_loss, device)
     data = torch.Generator(device=device).manual_seed(seed + 1)

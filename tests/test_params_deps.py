@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
-from pathlib import Path
 from typing import Any
 
 import pytest

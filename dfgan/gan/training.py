@@ -33,12 +33,12 @@ from tqdm import tqdm
 
 from dfgan.core.speed import (
     CapturedStep, adam, channels_last_input, compile_in_place, configure_determinism, cuda_graphs_wanted,
-    learning_rate, prefer_channels_last, restore_capturable_lr,
+    learning_rate, prefer_channels_last,
 )
 from dfgan.gan.checkpoints import (
     checkpoint_state, load_checkpoint, restore_checkpoint, run_fingerprint, save_checkpoint,
 )
-from dfgan.gan.fid import FIDLoss, batch_mean_and_factor, frechet_distance, load_stats
+from dfgan.gan.fid import FIDLoss, covariance_root, frechet_distance, load_stats, sync_free_fid
 from dfgan.core.imaging import outline, save_grid, unit_to_uint8
 from dfgan.core.paths import GanRunPaths, fid_train_stats, gan_name
 from dfgan.gan.config import GanConfig, GanRunOptions
@@ -228,66 +228,13 @@ def autocast_context(
     return lambda: torch.autocast(device_type=device.type, dtype=dtype, cache_enabled=cache_enabled)
 
 
-# Tr(M^1/2) without an eigensolver, for CUDA graphs: the coupled Newton-Schulz iteration on M shifted by
-# SHIFT x |M|_F, so that a round-off eigenvalue just below 0 cannot make it diverge (M is a Gram matrix B^T B, whose
-# eigenvalues round-off keeps above -n eps |M|, about -4e-15 |M| at n = 16); eigenvalues down to SHIFT x |M|_F
-# converge within the iterations (about 37 to reach 1/2, then quadratically); smaller ones add at most
-# sqrt(SHIFT x |M|_F) each, as does the shift.
-NEWTON_SCHULZ_ITERATIONS = 48
-NEWTON_SCHULZ_SHIFT = 1e-13
-
-
-def trace_sqrt_psd(matrix: torch.Tensor, iterations: int = NEWTON_SCHULZ_ITERATIONS,
-                   shift: float = NEWTON_SCHULZ_SHIFT) -> torch.Tensor:
-    """Tr(M^1/2) of a symmetric positive semi-definite (n, n) matrix by matrix products only (differentiable by
-    autograd, no host synchronisation: capturable in a CUDA graph, unlike ``torch.linalg.eigvalsh``, whose CUDA
-    kernel checks its error code on the host). An eigenvalue below -SHIFT x |M|_F makes it diverge: pass a Gram
-    matrix (:func:`sync_free_fid`)."""
-    n = matrix.shape[-1]
-    eye = torch.eye(n, dtype=matrix.dtype, device=matrix.device)
-    norm = matrix.square().sum().sqrt().clamp_min(torch.finfo(matrix.dtype).tiny)
-    scale = norm * (1.0 + shift)
-    y = (matrix + (shift * norm) * eye) / scale  # eigenvalues in [shift / (1 + shift), 1]
-    z = eye
-    for _ in range(iterations):
-        t = 0.5 * (3.0 * eye - z @ y)
-        y, z = y @ t, t @ z
-    return scale.sqrt() * torch.diagonal(y).sum()
-
-
-def covariance_root(sigma: torch.Tensor) -> torch.Tensor:
-    """C with C C^T = sigma (negative round-off eigenvalues set to 0), once per run: an eigensolve, a host sync."""
-    eigenvalues, eigenvectors = torch.linalg.eigh(sigma)
-    return eigenvectors * eigenvalues.clamp_min(0).sqrt()
-
-
-def sync_free_fid(fid_loss: FIDLoss, features: torch.Tensor, sigma_root: torch.Tensor | None = None) -> torch.Tensor:
-    """:class:`dfgan.gan.fid.FIDLoss` of (n, d) features with n <= d, its eigenvalue square roots summed by
-    :func:`trace_sqrt_psd` instead of ``eigvalsh``: the same value to float tolerance, with no host sync (the CUDA
-    graph of a DF-GAN step). L^T C_r L is formed as the Gram matrix B^T B, B = C^T L with C C^T = C_r
-    (``sigma_root``, :func:`covariance_root` of the real covariance; computed here when not given), so it is
-    positive semi-definite by construction. Eigenvalues below ``fid.eigen_floor`` count here (each adds at most its
-    square root)."""
-    if features.shape[0] > features.shape[1]:
-        raise ValueError("the sync-free FID needs a batch no larger than the feature dimension")
-    root = covariance_root(fid_loss.sigma) if sigma_root is None else sigma_root
-    with torch.autocast(device_type=features.device.type, enabled=False):
-        mean, factor = batch_mean_and_factor(features.to(torch.float64), fid_loss.eigen_floor)
-        diff = fid_loss.mu - mean
-        projected = root.T @ factor
-        gram = projected.T @ projected
-        gram = 0.5 * (gram + gram.T)
-        fid = diff.dot(diff) + torch.trace(fid_loss.sigma) + (factor * factor).sum() - 2.0 * trace_sqrt_psd(gram)
-    return fid.to(features.dtype)
-
-
 class FidTerm:
     """The FID loss of a generated batch: Inception features -> Fréchet distance to the real training statistics.
 
     ``bf16_features``: the Inception forward (and backward) under bfloat16 autocast; the features come back in
     float32 and the Fréchet distance is computed as always (float64 eigenproblem). ``sync_free``: the distance by
-    :func:`sync_free_fid` (CUDA graphs); otherwise by ``eigvalsh``, which on a GPU waits for the device once per
-    call (its error check): the one host sync left in an eager DF-GAN step."""
+    :func:`dfgan.gan.fid.sync_free_fid` (CUDA graphs); otherwise by ``eigvalsh``, which on a GPU waits for the device
+    once per call (its error check): the one host sync left in an eager DF-GAN step."""
 
     def __init__(
         self, extractor: nn.Module, fid_loss: FIDLoss, bf16_features: bool = False, sync_free: bool = False
@@ -404,8 +351,9 @@ class GanStep:
     """The training step of a run, eager or (``graphs``) replayed as one CUDA graph: ``step(x, y, monitor_fid)``
     -> the losses as detached 0-d device tensors (:func:`train_step`'s).
 
-    With graphs, the whole step - G forward, D update, G update with the FID term (:func:`sync_free_fid`) - is one
-    graph (:class:`dfgan.core.speed.CapturedStep`, after 3 eager warm-up steps). The baseline's monitored batch
+    With graphs, the whole step - G forward, D update, G update with the FID term
+    (:func:`dfgan.gan.fid.sync_free_fid`) - is one graph (:class:`dfgan.core.speed.CapturedStep`, after 3 eager
+    warm-up steps). The baseline's monitored batch
     FID (``monitor_fid``, evaluation epochs only) is computed eagerly from the graph's G(x), as the eager step does.
     The returned losses are copies, safe from the next replay."""
 

@@ -7,8 +7,8 @@ its own GPU, pins each worker (and each experiment it runs, one at a time) to on
 
     dvc exp run --queue -S gan.lambda_l1=50
     dvc exp run --queue -S gan.lambda_l1=200
-    python -m dfgan.orchestrate.exp_queue --gpus 0,1              # = CUDA_VISIBLE_DEVICES=0 dvc queue start -j 1, then =1 ... -j 2
-    python -m dfgan.orchestrate.exp_queue --gpus 0,1 --per-gpu 2  # four workers, two experiments on each GPU at once
+    python -m dfgan.orchestrate.exp_queue --gpus 0,1   # = CUDA_VISIBLE_DEVICES=0 dvc queue start -j 1, then =1 ... -j 2
+    python -m dfgan.orchestrate.exp_queue --gpus 0,1 --per-gpu 2   # four workers, two experiments on each GPU
     dvc queue status; dvc exp show
 
 Queue the experiments first: a DVC queue worker with nothing to do exits after a few seconds. Each worker (and so
@@ -28,7 +28,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from dfgan.orchestrate.parallel import THREAD_VARIABLES, detect_gpus, dvc_command, run_dvc, thread_share, usable_cpus
+from dfgan.orchestrate.dag import dvc_command, run_dvc
+from dfgan.orchestrate.devices import THREAD_VARIABLES, detect_gpus, thread_share, usable_cpus
 
 _WORKERS = re.compile(r"Worker status:\s*(\d+)\s+active,\s*(\d+)\s+idle")
 

@@ -5,11 +5,11 @@ needs running from ``dvc status --json``, and every stage runs as ``dvc --wait-f
 ``repro -s`` processes of independent stages may run at once; the flag makes each wait for the repository lock that
 each holds briefly, instead of failing). This module only decides *when* and *where*:
 
-    python -m dfgan.orchestrate.parallel                                # local: one stage per GPU at a time, or per CPU core
-    python -m dfgan.orchestrate.parallel --per-gpu 4                    # up to 4 stages on each GPU at once
-    python -m dfgan.orchestrate.parallel --workers 2 --gpus none report # the ancestors of `report`, on 2 CPU workers
-    python -m dfgan.orchestrate.parallel --address tcp://head:8786      # an existing Dask cluster (shared filesystem)
-    python -m dfgan.orchestrate.parallel -S gan.lambda_l1=50 --name l1-50 --per-gpu 4   # = dvc exp run -n l1-50 -S ..., spread
+    python -m dfgan.orchestrate.parallel                         # local: one stage per GPU at a time, or per core
+    python -m dfgan.orchestrate.parallel --per-gpu 4             # up to 4 stages on each GPU at once
+    python -m dfgan.orchestrate.parallel --workers 2 --gpus none report  # the ancestors of `report`, on 2 CPU workers
+    python -m dfgan.orchestrate.parallel --address tcp://head:8786   # an existing Dask cluster (shared filesystem)
+    python -m dfgan.orchestrate.parallel -S gan.lambda_l1=50 --name l1-50 --per-gpu 4  # = dvc exp run -n l1-50 -S ...
 
 Each stage's output goes to ``logs/<stage>.log``; a failed stage stops its descendants only, the other branches
 finish, and the exit status is non-zero with the failed stages and their logs named. Ctrl-C (or SIGTERM) interrupts
@@ -17,11 +17,13 @@ the running stages the way a Ctrl-C in ``dvc repro`` would, so no DVC lock is le
 Stages with the longest chain of work behind them start first; the chain is counted in seconds once
 ``logs/durations.json`` holds the stages' earlier run times (the runner keeps it up to date), in stages before.
 
-Local GPUs are handed out by the runner itself (:func:`place_stage`): a stage starts on the least busy GPU that runs
-fewer than ``--per-gpu`` stages. Every stage gets an equal share of the CPU cores in OMP_NUM_THREADS,
-MKL_NUM_THREADS and OPENBLAS_NUM_THREADS (:func:`thread_share`), unless OMP_NUM_THREADS is already set, as torchrun
-does. ``-S`` and ``--name`` give the runner ``dvc exp run``'s vocabulary: the params change as ``dvc exp run -S``
-changes them (DVC's own parser), and the finished workspace is saved with ``dvc exp save -n NAME``.
+Local GPUs are handed out by the runner itself (:func:`dfgan.orchestrate.devices.place_stage`): a stage starts on
+the least busy GPU that runs fewer than ``--per-gpu`` stages. Every stage gets an equal share of the CPU cores in
+OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS (:func:`dfgan.orchestrate.devices.thread_share`), unless
+OMP_NUM_THREADS is already set, as torchrun does. ``-S`` and ``--name`` give the runner ``dvc exp run``'s vocabulary
+(:mod:`dfgan.orchestrate.experiments`): the params change as ``dvc exp run -S`` changes them (DVC's own parser), and
+the finished workspace is saved with ``dvc exp save -n NAME``. The stage graph and its order:
+:mod:`dfgan.orchestrate.dag`.
 """
 
 from __future__ import annotations
@@ -29,22 +31,28 @@ from __future__ import annotations
 import argparse
 import heapq
 import itertools
-import json
 import os
 import queue
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dfgan.core.errors import InputError, ParamsError
+from dfgan.core.errors import InputError
+from dfgan.orchestrate.dag import (
+    DvcCommandError, StageGraph, changed_stages, dvc_command, load_durations, read_stage_graph, save_durations,
+    stage_priorities, stages_to_run,
+)
+from dfgan.orchestrate.devices import (
+    Placement, cluster_thread_shares, detect_gpus, local_slots, place_stage, stage_environment, thread_share,
+    usable_cpus,
+)
+from dfgan.orchestrate.experiments import check_experiment_name, restore_files, save_experiment, set_params
 
 EVENT_TOPIC = "dfgan-parallel"
 # Exit status of a run stopped by Ctrl-C, as a shell reports a process killed by SIGINT.
@@ -53,334 +61,6 @@ EXIT_INTERRUPTED = 130
 INTERRUPT_GRACE_S = 30.0
 TERMINATE_GRACE_S = 10.0
 POLL_S = 0.5
-
-_NODE = re.compile(r'^\s*"(?P<name>[^"]+)"\s*;\s*$')
-_EDGE = re.compile(r'^\s*"(?P<src>[^"]+)"\s*->\s*"(?P<dst>[^"]+)"\s*;\s*$')
-
-
-class DvcCommandError(RuntimeError):
-    """A DVC command the runner needs (dag, status) failed; the message carries its output."""
-
-
-@dataclass(frozen=True)
-class StageGraph:
-    """Stages in DVC's order and, for each, the stages whose outputs it reads (its parents)."""
-
-    order: tuple[str, ...]
-    parents: Mapping[str, frozenset[str]]
-
-    def children(self) -> dict[str, set[str]]:
-        kids: dict[str, set[str]] = {name: set() for name in self.order}
-        for name, ups in self.parents.items():
-            for up in ups:
-                kids[up].add(name)
-        return kids
-
-    def descendants(self, names: Iterable[str]) -> set[str]:
-        """Every stage downstream of ``names`` (not including them unless one is downstream of another)."""
-        kids = self.children()
-        found: set[str] = set()
-        todo = [kid for name in names for kid in kids[name]]
-        while todo:
-            name = todo.pop()
-            if name not in found:
-                found.add(name)
-                todo.extend(kids[name])
-        return found
-
-    def restricted_to(self, keep: Iterable[str]) -> StageGraph:
-        """The subgraph of ``keep``: an edge from a stage outside it is already satisfied."""
-        kept = set(keep)
-        return StageGraph(
-            order=tuple(name for name in self.order if name in kept),
-            parents={name: frozenset(self.parents[name] & kept) for name in self.order if name in kept},
-        )
-
-    def critical_path(self, cost: Callable[[str], float] = lambda _: 1.0) -> dict[str, float]:
-        """For each stage, the cost of the longest chain from it to the end of the graph, itself included.
-
-        Starting the stage with the longest remaining chain first is the classic list-scheduling priority; with
-        unit costs it is the number of stages on that chain.
-        """
-        kids = self.children()
-        remaining: dict[str, float] = {}
-        for name in reversed(self.topological_order()):
-            remaining[name] = cost(name) + max((remaining[kid] for kid in kids[name]), default=0.0)
-        return remaining
-
-    def topological_order(self) -> list[str]:
-        """DVC's order, made topological (parents first) should a target list have mixed it up."""
-        placed: set[str] = set()
-        ordered: list[str] = []
-        pending = list(self.order)
-        while pending:
-            ready = [name for name in pending if self.parents[name] <= placed]
-            if not ready:
-                raise ValueError(f"the stage graph has a cycle among: {', '.join(sorted(pending))}")
-            ordered.extend(ready)
-            placed.update(ready)
-            pending = [name for name in pending if name not in placed]
-        return ordered
-
-
-def parse_dag_dot(text: str) -> StageGraph:
-    """The graph printed by ``dvc dag --dot``: ``"a";`` declares a stage, ``"a" -> "b";`` says b reads a's output."""
-    order: list[str] = []
-    parents: dict[str, set[str]] = {}
-
-    def add(name: str) -> None:
-        if name not in parents:
-            order.append(name)
-            parents[name] = set()
-
-    for line in text.splitlines():
-        if edge := _EDGE.match(line):
-            add(edge["src"])
-            add(edge["dst"])
-            parents[edge["dst"]].add(edge["src"])
-        elif node := _NODE.match(line):
-            add(node["name"])
-    return StageGraph(tuple(order), {name: frozenset(ups) for name, ups in parents.items()})
-
-
-def merge_graphs(graphs: Iterable[StageGraph]) -> StageGraph:
-    order: list[str] = []
-    parents: dict[str, set[str]] = {}
-    for graph in graphs:
-        for name in graph.order:
-            if name not in parents:
-                order.append(name)
-                parents[name] = set()
-            parents[name] |= graph.parents[name]
-    return StageGraph(tuple(order), {name: frozenset(ups) for name, ups in parents.items()})
-
-
-def dvc_command(*args: str) -> list[str]:
-    """``dvc --wait-for-lock ARGS`` with this interpreter's DVC, so a worker uses the environment it runs in."""
-    return [sys.executable, "-m", "dvc", "--wait-for-lock", *args]
-
-
-def run_dvc(repo: Path, *args: str) -> str:
-    result = subprocess.run(dvc_command(*args), cwd=repo, text=True, capture_output=True)
-    if result.returncode != 0:
-        raise DvcCommandError(
-            f"`dvc {' '.join(args)}` failed in {repo} (exit {result.returncode}):\n{result.stderr or result.stdout}"
-        )
-    return result.stdout
-
-
-def read_stage_graph(repo: Path, targets: Sequence[str] = ()) -> StageGraph:
-    """The whole pipeline, or the targets with everything upstream of them, as ``dvc dag`` reports it."""
-    if not targets:
-        return parse_dag_dot(run_dvc(repo, "dag", "--dot"))
-    return merge_graphs(parse_dag_dot(run_dvc(repo, "dag", "--dot", target)) for target in targets)
-
-
-def changed_stages(repo: Path) -> set[str]:
-    """Stages that ``dvc status`` reports as changed (deps, params, outs, command or no lock entry yet)."""
-    text = run_dvc(repo, "status", "--json").strip()
-    status = json.loads(text) if text else {}
-    if not isinstance(status, dict):
-        raise DvcCommandError(f"`dvc status --json` printed {type(status).__name__}, expected an object: {text!r}")
-    return set(status)
-
-
-def stages_to_run(graph: StageGraph, changed: Iterable[str]) -> StageGraph:
-    """Changed stages and everything downstream of them (their inputs are about to change)."""
-    changed_here = set(changed) & set(graph.order)
-    return graph.restricted_to(changed_here | graph.descendants(changed_here))
-
-
-# --- devices -------------------------------------------------------------------------------------------------
-
-
-def detect_gpus(spec: str, environ: Mapping[str, str] | None = None) -> list[str] | None:
-    """GPU ids for the local workers: ``auto`` (CUDA_VISIBLE_DEVICES if set, else ``nvidia-smi -L``), ``none``,
-    or a comma-separated list. ``None`` means "no GPUs, leave the environment alone"; ``[]`` means "hide them"."""
-    environ = os.environ if environ is None else environ
-    if spec == "none":
-        return []
-    if spec != "auto":
-        ids = [part.strip() for part in spec.split(",") if part.strip()]
-        if not ids:
-            raise ValueError(f"--gpus: expected auto, none or ids like 0,1,2; got {spec!r}")
-        return ids
-    visible = environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        ids = [part.strip() for part in visible.split(",") if part.strip() and part.strip() != "-1"]
-        return ids or None
-    if shutil.which("nvidia-smi") is None:
-        return None
-    listing = subprocess.run(["nvidia-smi", "-L"], text=True, capture_output=True)
-    ids = [str(i) for i, line in enumerate(listing.stdout.splitlines()) if line.startswith("GPU ")]
-    return ids or None
-
-
-# Thread-pool sizes a stage's libraries read: torch's intra-op pool (OMP), MKL and OpenBLAS (numpy).
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
-def usable_cpus() -> int:
-    """CPU cores this process may run on (its affinity mask, as a container or Slurm sets it), else all of them."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def thread_share(cpus: int, concurrent: int) -> int:
-    """CPU threads for each of ``concurrent`` stages on ``cpus`` cores: an equal share, at least one."""
-    return max(1, cpus // max(1, concurrent))
-
-
-def place_stage(devices: Sequence[str], per_device: int, running: Mapping[str, int]) -> str | None:
-    """The device for the next stage: the one running the fewest stages (the first listed on a tie) among those
-    running fewer than ``per_device``; None when every device is full. ``running`` counts stages per device."""
-    if per_device < 1:
-        raise ValueError(f"--per-gpu must be at least 1, got {per_device}")
-    free = [device for device in devices if running.get(device, 0) < per_device]
-    return min(free, key=lambda device: (running.get(device, 0), devices.index(device)), default=None)
-
-
-def local_slots(n_gpus: int, per_gpu: int | None, workers: int | None) -> tuple[int, int]:
-    """(stages per GPU, local workers) for ``--per-gpu`` and ``--workers`` on ``n_gpus`` GPUs.
-
-    Without ``--per-gpu``, ``--workers W`` spreads W stages over the GPUs (ceil(W / GPUs) on the busiest, as the
-    round-robin pinning of earlier versions did); without either, one stage per GPU.
-    """
-    if per_gpu is None:
-        per_gpu = -(-workers // n_gpus) if workers else 1
-    if workers is None:
-        return per_gpu, per_gpu * n_gpus
-    if workers > per_gpu * n_gpus:
-        raise ValueError(f"--workers {workers} is more than --per-gpu {per_gpu} x {n_gpus} GPU(s) can run at once")
-    return per_gpu, workers
-
-
-def cluster_thread_shares(workers: Mapping[str, Mapping[str, Any]], cpus: Mapping[str, int]) -> dict[str, int]:
-    """CPU threads per stage on each worker of a cluster (address -> threads), from ``scheduler_info()['workers']``
-    and each worker's core count: the cores of a host shared equally by every stage its workers can run at once.
-
-    A worker runs as many stages at once as it has threads, and on a cluster whose workers offer a ``GPU`` resource
-    no more than its ``GPU`` count either (each stage asks for ``GPU=1``; a worker without it gets none): a worker
-    started with ``--nthreads 4 --resources GPU=4`` runs four stages on its device, and four such workers on a
-    64-core host give each stage 64 // 16 = 4 threads.
-    """
-    gpu_cluster = any("GPU" in (info.get("resources") or {}) for info in workers.values())
-
-    def slots(info: Mapping[str, Any]) -> int:
-        threads = int(info.get("nthreads", 1))
-        return min(threads, int((info.get("resources") or {}).get("GPU", 0))) if gpu_cluster else threads
-
-    per_host: dict[str, int] = {}
-    for info in workers.values():
-        per_host[str(info.get("host"))] = per_host.get(str(info.get("host")), 0) + slots(info)
-    return {address: thread_share(int(cpus.get(address, 1)), per_host[str(info.get("host"))])
-            for address, info in workers.items()}
-
-
-def stage_environment(environ: Mapping[str, str], assigned: str | None,
-                      threads: int | None = None, force_threads: bool = False) -> tuple[dict[str, str], str]:
-    """The environment a stage runs in and a label of its device.
-
-    ``assigned`` is the GPU the runner picked (``""`` hides the GPUs; None: the worker's own). A worker of an external
-    cluster has none and passes on its own CUDA_VISIBLE_DEVICES, cut to its first id (dask-cuda lists the worker's
-    GPU first, then the others), so that a stage sees only one device. ``threads`` goes into every
-    :data:`THREAD_VARIABLES` entry unless OMP_NUM_THREADS is already set (the user's choice wins, as with torchrun),
-    or regardless with ``force_threads`` (``--threads-per-stage``).
-    """
-    env = dict(environ)
-    env["PYTHONUNBUFFERED"] = "1"
-    device = assigned if assigned is not None else env.get("CUDA_VISIBLE_DEVICES")
-    if device is not None:
-        device = device.split(",")[0].strip()
-        env["CUDA_VISIBLE_DEVICES"] = device
-    if threads is not None and (force_threads or "OMP_NUM_THREADS" not in environ):
-        env.update({name: str(threads) for name in THREAD_VARIABLES})
-    label = f"GPU {device}" if device else "CPU"
-    if threads is not None:
-        label += f", {env.get('OMP_NUM_THREADS', '?')} thread(s)"
-    return env, label
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where the stages run and how many CPU threads each gets."""
-
-    gpus: tuple[str, ...] = ()  # local GPUs the runner hands out itself (at most per_gpu stages each)
-    per_gpu: int = 1
-    hide_gpus: bool = False  # local CPU workers with --gpus none: the stages see no GPU
-    threads: int | None = None  # OMP_NUM_THREADS & co. of every stage; None leaves the environment alone
-    force_threads: bool = False  # --threads-per-stage: set them even where OMP_NUM_THREADS is set
-    max_running: int | None = None  # local workers, when fewer than len(gpus) * per_gpu
-    worker_threads: Mapping[str, int] = field(default_factory=dict)  # a cluster's workers: address -> threads
-
-
-# --- scheduling order ---------------------------------------------------------------------------------------
-
-DURATIONS_FILE = "durations.json"
-
-
-def load_durations(log_dir: Path) -> dict[str, float]:
-    """Seconds each stage took when it last ran (``logs/durations.json``); empty before the first run."""
-    path = log_dir / DURATIONS_FILE
-    if not path.exists():
-        return {}
-    try:
-        loaded = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error}); delete it to start afresh") from error
-    return {str(name): float(seconds) for name, seconds in loaded.items()}
-
-
-def save_durations(log_dir: Path, measured: Mapping[str, float]) -> None:
-    if not measured:
-        return
-    log_dir.mkdir(parents=True, exist_ok=True)
-    merged = {**load_durations(log_dir), **measured}
-    (log_dir / DURATIONS_FILE).write_text(json.dumps(merged, indent=1, sort_keys=True) + "\n")
-
-
-def stage_priorities(graph: StageGraph, durations: Mapping[str, float]) -> dict[str, float]:
-    """Longest remaining chain per stage, in seconds where a stage's duration is known (a stage never timed counts
-    as the median known duration); in stages when nothing is known yet."""
-    if not durations:
-        return graph.critical_path()
-    typical = sorted(durations.values())[len(durations) // 2]
-    return graph.critical_path(lambda name: durations.get(name, typical))
-
-
-def simulate_makespan(graph: StageGraph, duration: Callable[[str], float], workers: int,
-                      priority: Mapping[str, float]) -> float:
-    """Wall time of the runner's policy on ``workers`` identical devices: submit a stage when its parents are done,
-    start the highest-priority ready stage (ties: first submitted) whenever a device is free."""
-    kids = graph.children()
-    waiting_on = {name: set(graph.parents[name]) for name in graph.order}
-    ready: list[tuple[float, int, str]] = []
-    submitted = 0
-
-    def submit(name: str) -> None:
-        nonlocal submitted
-        ready.append((-priority[name], submitted, name))
-        submitted += 1
-
-    for name in graph.order:
-        if not waiting_on[name]:
-            submit(name)
-    running: list[tuple[float, str]] = []  # (finish time, stage)
-    now = 0.0
-    while ready or running:
-        ready.sort()
-        while ready and len(running) < workers:
-            _, _, name = ready.pop(0)
-            running.append((now + duration(name), name))
-        running.sort()
-        now, name = running.pop(0)
-        for kid in sorted(kids[name], key=graph.order.index):
-            waiting_on[kid].discard(name)
-            if not waiting_on[kid]:
-                submit(kid)
-    return now
 
 
 # --- one stage, on a worker ----------------------------------------------------------------------------------
@@ -507,8 +187,8 @@ def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, placeme
     """Submit each stage once its parents are done, highest critical path first; one progress line per event.
 
     With local GPUs (``placement.gpus``) the runner holds a ready stage back until a GPU has a free slot and then
-    hands it that GPU (:func:`place_stage`): the stages start in priority order, on the least busy GPU, never more
-    than ``per_gpu`` on one. On a cluster Dask places them, each asking for one ``GPU`` where workers offer it.
+    hands it that GPU (:func:`dfgan.orchestrate.devices.place_stage`): the stages start in priority order, on the least
+    busy GPU, never more than ``per_gpu`` on one. On a cluster Dask places them, each asking for one ``GPU`` where workers offer it.
     """
     from distributed import Event
 
@@ -676,162 +356,6 @@ def report_summary(summary: RunSummary, say: Callable[[str], None] = print) -> N
         say(f"interrupted; {len(summary.done)} stage(s) finished and are cached; run the same command again to go on")
     elif not summary.failed:
         say(f"all {len(summary.done)} stage(s) done")
-
-
-# --- experiments: `dvc exp run`'s -S and --name --------------------------------------------------------------
-
-DEFAULT_PARAMS_FILE = "params.yaml"
-
-
-def _first_line(error: BaseException | None) -> str:
-    text = str(error or "").strip()
-    return text.splitlines()[0] if text else "invalid override"
-
-
-def _apply_overrides(path: Path, overrides: Sequence[str], shown: str) -> None:
-    """DVC's own ``-S`` code on ``path``; a rejected override becomes an InputError naming it. A key the file lacks
-    is retried as ``++key=value`` so that the schema (for params.yaml) can say what is wrong with it."""
-    from dvc.exceptions import InvalidArgumentError
-    from dvc.utils.hydra import apply_overrides
-
-    original = path.read_bytes()
-    try:
-        apply_overrides(path, list(overrides))
-        return
-    except InvalidArgumentError as error:
-        culprit, cause = ",".join(overrides), error.__cause__
-    for override in overrides:  # which one: DVC's message names the parser's complaint, not the -S it came from
-        path.write_bytes(original)
-        try:
-            apply_overrides(path, [override])
-        except InvalidArgumentError as error:
-            culprit, cause = override, error.__cause__
-            break
-    path.write_bytes(original)
-    if shown == DEFAULT_PARAMS_FILE and not culprit.startswith(("+", "~")) and "=" in culprit:
-        try:
-            apply_overrides(path, [f"++{culprit}"])
-            problems = _schema_problems(path, shown)
-        except InvalidArgumentError:
-            problems = []
-        path.write_bytes(original)
-        if problems:
-            raise ParamsError([f"-S {culprit}: {problem}" for problem in problems])
-    typed = culprit if shown == DEFAULT_PARAMS_FILE else f"{shown}:{culprit}"  # as it was given
-    raise InputError(f"-S {typed}: {shown}: {_first_line(cause)}")
-
-
-def _schema_problems(path: Path, shown: str) -> list[str]:
-    from dfgan.core.params_file import load_params
-    from dfgan.core.validation import validate_params
-
-    return validate_params(load_params(path, validate=False), shown)
-
-
-def _refuse_sweeps(overrides: Sequence[str], shown: str) -> None:
-    """A sweep (``key=1,2`` or ``key=range(...)``) is several experiments: like ``dvc exp run``, refuse it here."""
-    from hydra.errors import OverrideParseException
-
-    from dvc.utils.hydra import to_hydra_overrides
-
-    for override in overrides:
-        try:
-            sweep = any(parsed.is_sweep_override() for parsed in to_hydra_overrides([override]))
-        except OverrideParseException:
-            continue  # reported with its parser message when applied
-        if sweep:
-            typed = override if shown == DEFAULT_PARAMS_FILE else f"{shown}:{override}"
-            raise InputError(f"-S {typed}: a sweep is one experiment per value: run the runner once per value, "
-                             f"or queue them (`dvc exp run --queue -S ...`, then python -m dfgan.orchestrate.exp_queue)")
-
-
-def _blamed(problem: str, overrides: Sequence[str]) -> str:
-    """The ``-S`` that a schema problem (``params.yaml: key: message``) is about: the last override of that key, of
-    a section holding it or of a key inside it; all of them if none is."""
-    key = problem.split(": ")[1] if problem.count(": ") >= 2 else ""
-    for override in reversed(overrides):
-        name = override.partition("=")[0].lstrip("+~")
-        if key and (key == name or key.startswith((name + ".", name + "[")) or name.startswith(key + ".")):
-            return f"-S {override}"
-    return " ".join(f"-S {override}" for override in overrides)
-
-
-def set_params(repo: Path, overrides: Sequence[str]) -> dict[Path, bytes]:
-    """Apply ``-S`` overrides to the params files as ``dvc exp run -S`` does and return the files' previous content.
-
-    DVC's own code does it (``dvc.utils.cli_parse.to_path_overrides`` and ``dvc.utils.hydra.apply_overrides``):
-    dotted keys, YAML-like values in Hydra's override grammar (``gan.lambda_l1=50``, ``'gan.seeds=[0,1]'``,
-    ``+new.key=1`` adds, ``~key`` deletes), ``other.yaml:key=value`` for another params file; several overrides of
-    one file apply together. params.yaml is then checked with :func:`dfgan.core.validation.validate_params`. Every file
-    is changed in a scratch copy first, so nothing is written unless every override applies and the schema passes.
-    """
-    from dvc.utils.cli_parse import to_path_overrides
-
-    originals: dict[Path, bytes] = {}
-    staged: dict[Path, Path] = {}
-    with tempfile.TemporaryDirectory(prefix="dfgan-set-params-") as scratch:
-        for number, (name, file_overrides) in enumerate(to_path_overrides(overrides).items()):
-            path = repo / name
-            if not path.is_file():
-                raise InputError(f"-S {name}:{file_overrides[0]}: {name}: params file not found in {repo}")
-            _refuse_sweeps(file_overrides, name)
-            copy = Path(scratch) / f"{number}{path.suffix}"
-            shutil.copyfile(path, copy)
-            _apply_overrides(copy, file_overrides, name)
-            if name == DEFAULT_PARAMS_FILE and (problems := _schema_problems(copy, name)):
-                raise ParamsError([f"{_blamed(problem, file_overrides)}: {problem}" for problem in problems])
-            originals[path], staged[path] = path.read_bytes(), copy
-        for path, copy in staged.items():
-            shutil.copyfile(copy, path)
-    return originals
-
-
-def restore_files(originals: Mapping[Path, bytes]) -> None:
-    for path, content in originals.items():
-        path.write_bytes(content)
-
-
-def check_experiment_name(repo: Path, name: str) -> None:
-    """Refuse, before any stage runs, a name that ``dvc exp save -n`` would refuse at the end: not a valid git ref
-    name, or already an experiment of this commit (DVC's own checks)."""
-    from dvc.exceptions import InvalidArgumentError
-    from dvc.repo import Repo
-    from dvc.repo.experiments.refs import ExpRefInfo
-    from dvc.repo.experiments.utils import check_ref_format
-
-    with Repo(str(repo)) as dvc_repo:
-        ref = ExpRefInfo(dvc_repo.scm.get_rev(), name)
-        try:
-            check_ref_format(dvc_repo.scm, ref)
-        except InvalidArgumentError as error:
-            raise InputError(f"--name {name}: {error}") from None
-        if dvc_repo.scm.get_ref(str(ref)) is not None:
-            raise InputError(f"--name {name}: this commit already has an experiment of that name "
-                                 f"(`dvc exp remove {name}`, or pick another name)")
-
-
-def untracked_outputs(repo: Path) -> list[str]:
-    """Files that stages wrote (outputs in dvc.lock) that git neither tracks nor ignores: the outputs with
-    ``cache: false`` that are new since the last commit, which ``dvc exp save`` would otherwise leave out."""
-    lock = repo / "dvc.lock"
-    if not lock.exists():
-        return []
-    import yaml
-
-    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    outs = {str(out["path"]).rstrip("/") for stage in stages.values() for out in stage.get("outs", [])}
-    listed = subprocess.run(["git", "ls-files", "--others", "--exclude-standard", "-z"], cwd=repo,
-                            capture_output=True, check=True).stdout.decode()
-    return sorted(path for path in listed.split("\0")
-                  if path and any(path == out or path.startswith(out + "/") for out in outs))
-
-
-def save_experiment(repo: Path, name: str, targets: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """``dvc exp save -n NAME``, with ``-I`` for every new untracked output and the runner's targets (so that DVC
-    commits only the stages that ran)."""
-    include = [arg for path in untracked_outputs(repo) for arg in ("-I", path)]
-    return subprocess.run(dvc_command("exp", "save", "-n", name, *include, *targets), cwd=repo, text=True,
-                          capture_output=True)
 
 
 # --- command line --------------------------------------------------------------------------------------------

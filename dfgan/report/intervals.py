@@ -6,7 +6,8 @@ replication: seeds sharing a GAN share its luck, so treating them as independent
 :func:`calibration_rates` with ``by_gan=False``). Without a GAN each U-Net++ seed is its own unit.
 
 The interval's critical value is Cochran-Cox's by default, Welch-Satterthwaite's on request (see
-:func:`paired_difference`). Run ``python -m dfgan.report.intervals`` for the simulated false-exclusion and coverage rates.
+:func:`paired_difference`). Run ``python -m dfgan.report.intervals`` for the simulated false-exclusion and coverage
+rates.
 """
 
 from __future__ import annotations
