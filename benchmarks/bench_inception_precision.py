@@ -26,13 +26,13 @@ import statistics
 import numpy as np
 import torch
 
-from dfgan.core.params_file import load_settings
-from dfgan.gan.fid import FIDLoss, compute_features, feature_statistics, frechet_distance
-from dfgan.core.imaging import uint8_to_unit
-from dfgan.gan.inception import load_inception
-from dfgan.data.prepared_arrays import load_prepared
-from dfgan.core.runtime import resolve_device
 from benchmarks.throughput import device_name, median_seconds
+from dfgan.core.imaging import uint8_to_unit
+from dfgan.core.params_file import load_settings
+from dfgan.core.runtime import resolve_device
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan.fid import FIDLoss, compute_features, feature_statistics, frechet_distance
+from dfgan.gan.inception import load_inception
 
 TOLERANCE = 0.01  # the largest batch-FID change allowed for gan.inception_bf16
 

@@ -20,15 +20,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from benchmarks.throughput import (
+    device_name, estimate_from_results, parse_gpu_results, planned_work, random_fid_term, time_gan_step,
+    time_seg_step, time_synthesis_batch,
+)
 from dfgan.core.params_file import load_settings
 from dfgan.core.runtime import resolve_device
 from dfgan.core.speed import configure_determinism
 from dfgan.gan.inception import load_inception
 from dfgan.seg.config import SegConfig
-from benchmarks.throughput import (
-    device_name, estimate_from_results, parse_gpu_results, planned_work, random_fid_term, time_gan_step,
-    time_seg_step, time_synthesis_batch,
-)
 
 
 def hours(seconds: float) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.core.params_file import load_settings
 from dfgan.core.errors import run_stage
+from dfgan.core.params_file import load_settings
 from dfgan.data.folder_data import check_folder_data
 from dfgan.data.siim import check_raw_data
 

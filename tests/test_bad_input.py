@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dfgan.core.params_file import load_params
 from dfgan.core.errors import INPUT_ERROR_EXIT, InputError, ParamsError, run_stage
+from dfgan.core.params_file import load_params
 from dfgan.core.settings import SCHEMA
 from dfgan.core.validation import validate_params
 from stages import check as check_stage

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.throughput import planned_work
 from dfgan.core.params_file import load_settings
 from dfgan.core.settings import with_values
-from benchmarks.throughput import planned_work
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = re.compile(r"python3? (-m benchmarks\.\w+|benchmarks/\w+\.py)")

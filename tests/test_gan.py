@@ -18,6 +18,7 @@ from dfgan.core.paths import GanRunPaths
 from dfgan.core.settings import settings_from
 from dfgan.gan.config import DERIVED, GanConfig, GanRunOptions
 from dfgan.gan.fid import FIDLoss, feature_statistics, write_reference_stats
+from dfgan.gan.inception import load_inception
 from dfgan.gan.training import (
     FidTerm,
     autocast_context,
@@ -32,7 +33,6 @@ from dfgan.gan.training import (
     train_gan,
     train_step,
 )
-from dfgan.gan.inception import load_inception
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from dfgan.gan import training as gan_module
 from dfgan.core.params_file import load_params
 from dfgan.core.paths import GanRunPaths, SynthRunPaths
 from dfgan.core.settings import settings_from
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan import training as gan_module
 from dfgan.gan.config import GanConfig, GanRunOptions
 from dfgan.gan.fid import FIDLoss, write_reference_stats
-from dfgan.gan.training import save_generator, train_gan
 from dfgan.gan.networks import build_generator
-from dfgan.data.prepared_arrays import load_prepared
 from dfgan.gan.synthesis import SynthesisConfig, synthesize
+from dfgan.gan.training import save_generator, train_gan
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]

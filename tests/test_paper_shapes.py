@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.throughput import random_fid_term, time_gan_step, time_seg_step, time_synthesis_batch
 from dfgan.core.params_file import load_settings
 from dfgan.core.settings import with_values
 from dfgan.gan.inception import load_inception
 from dfgan.seg.config import SegConfig
-from benchmarks.throughput import random_fid_term, time_gan_step, time_seg_step, time_synthesis_batch
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from dfgan.report import paper_results
-from dfgan.data.prepared_arrays import save_prepared
 from dfgan.core.paths import REPORT_FILES, seg_run
 from dfgan.core.settings import ReportSettings
+from dfgan.data.prepared_arrays import save_prepared
+from dfgan.gan.synthetic_sets import synthetic_path
+from dfgan.report import paper_results
 from dfgan.report.build import ReportConfig, build_report
 from dfgan.seg.training_sets import REAL, uses_synthetic
-from dfgan.gan.synthetic_sets import synthetic_path
 from stages import report as report_stage
 
 S = 32

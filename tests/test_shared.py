@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 import torch
 
-from dfgan.core.params_file import load_params
 from dfgan.core.errors import InputError
 from dfgan.core.imaging import outline, save_grid, uint8_to_unit, unit_to_uint8
-from dfgan.data.prepared_arrays import load_prepared, save_prepared
+from dfgan.core.params_file import load_params
 from dfgan.core.runtime import resolve_device
+from dfgan.data.prepared_arrays import load_prepared, save_prepared
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

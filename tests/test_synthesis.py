@@ -18,11 +18,11 @@ import yaml
 from dfgan.core.params_file import load_params
 from dfgan.core.paths import SynthRunPaths
 from dfgan.core.settings import settings_from
-from dfgan.gan.fid import write_reference_stats
-from dfgan.gan.training import save_generator
-from dfgan.gan.networks import build_generator
 from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan.fid import write_reference_stats
+from dfgan.gan.networks import build_generator
 from dfgan.gan.synthesis import SynthesisConfig, synthesize
+from dfgan.gan.training import save_generator
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dfgan.core.training_log import PLOTS_FOLDER
 from dfgan.core.rules import REAL, REAL_CONDITIONS
+from dfgan.core.training_log import PLOTS_FOLDER
 
 # The phantom stage (its tree goes to params ``phantom.out_dir``; real data is read from ``data.raw_dir``).
 CONTACT_SHEET = Path("data/raw/phantom_contact_sheet.png")

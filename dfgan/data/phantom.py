@@ -25,11 +25,11 @@ import numpy as np
 from pydicom.uid import generate_uid
 from tqdm import tqdm
 
-from dfgan.data.dicom_io import read_dicom, write_dicom
 from dfgan.core.imaging import outline, save_grid
-from dfgan.data.siim import find_dicoms, read_rle_table
-from dfgan.data.rle import decode_union, rle_encode
 from dfgan.core.runtime import progress_disabled, worker_pool
+from dfgan.data.dicom_io import read_dicom, write_dicom
+from dfgan.data.rle import decode_union, rle_encode
+from dfgan.data.siim import find_dicoms, read_rle_table
 
 CSV_NAME = "train-rle.csv"
 DICOM_DIR = "dicom-images-train"

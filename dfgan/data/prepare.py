@@ -25,12 +25,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from dfgan.core.runtime import progress_disabled, worker_pool
 from dfgan.core.settings import DataSettings
 from dfgan.data.dicom_io import DicomError, read_dicom
 from dfgan.data.folder_data import FolderImage, find_folder_images, read_folder_image, read_folder_mask
 from dfgan.data.prepared_arrays import save_prepared, split_pools
 from dfgan.data.rle import RLEError, RLEOverrunError, code_reading, decode_union, is_empty_code
-from dfgan.core.runtime import progress_disabled, worker_pool
 from dfgan.data.siim import CODE_COLUMN, ID_COLUMN, PrepareError, find_dicoms, read_rle_table
 
 STAGING_SUFFIX = ".staging"

@@ -26,11 +26,11 @@ from torch import nn
 from tqdm import tqdm
 
 from dfgan.core.array_io import save_npz
-from dfgan.core.paths import fid_test_stats, fid_train_stats
 from dfgan.core.imaging import uint8_to_unit
-from dfgan.gan.inception import load_inception
-from dfgan.data.prepared_arrays import load_prepared
+from dfgan.core.paths import fid_test_stats, fid_train_stats
 from dfgan.core.runtime import progress_disabled
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan.inception import load_inception
 
 DEFAULT_EIGEN_FLOOR = 1e-12  # params fid.eigen_floor; absolute, Inception features are O(1)
 

@@ -24,15 +24,15 @@ import torch
 from torch import nn
 
 from dfgan.core.array_io import save_npz
-from dfgan.core.settings import Settings, SynthSettings
-from dfgan.core.paths import FID_STATS, SynthRunPaths, fid_test_stats, fid_train_stats
-from dfgan.gan.fid import compute_features, frechet_distance, kid, load_stats
-from dfgan.gan.training import generate, load_generator, make_pairs
 from dfgan.core.imaging import outline, save_grid, unit_to_uint8
-from dfgan.gan.inception import load_inception
-from dfgan.data.prepared_arrays import load_prepared
+from dfgan.core.paths import FID_STATS, SynthRunPaths, fid_test_stats, fid_train_stats
 from dfgan.core.runtime import resolve_device
+from dfgan.core.settings import Settings, SynthSettings
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan.fid import compute_features, frechet_distance, kid, load_stats
+from dfgan.gan.inception import load_inception
 from dfgan.gan.synthetic_sets import PREVIEW_FILE, SYNTHETIC_FILE
+from dfgan.gan.training import generate, load_generator, make_pairs
 
 
 @dataclass(frozen=True)

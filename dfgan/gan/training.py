@@ -31,22 +31,22 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from dfgan.core.imaging import outline, save_grid, unit_to_uint8
+from dfgan.core.paths import GanRunPaths, fid_train_stats, gan_name
+from dfgan.core.runtime import progress_disabled, resolve_device, seed_everything
 from dfgan.core.speed import (
     CapturedStep, adam, channels_last_input, compile_in_place, configure_determinism, cuda_graphs_wanted,
     learning_rate, prefer_channels_last,
 )
+from dfgan.core.training_log import TrainingLog, open_live
+from dfgan.data.prepared_arrays import ImageSet, load_prepared
 from dfgan.gan.checkpoints import (
     checkpoint_state, load_checkpoint, restore_checkpoint, run_fingerprint, save_checkpoint,
 )
-from dfgan.gan.fid import FIDLoss, covariance_root, frechet_distance, load_stats, sync_free_fid
-from dfgan.core.imaging import outline, save_grid, unit_to_uint8
-from dfgan.core.paths import GanRunPaths, fid_train_stats, gan_name
 from dfgan.gan.config import GanConfig, GanRunOptions
+from dfgan.gan.fid import FIDLoss, covariance_root, frechet_distance, load_stats, sync_free_fid
 from dfgan.gan.inception import load_inception
 from dfgan.gan.networks import GANLoss, build_discriminator, build_generator, set_requires_grad
-from dfgan.data.prepared_arrays import ImageSet, load_prepared
-from dfgan.core.runtime import progress_disabled, resolve_device, seed_everything
-from dfgan.core.training_log import TrainingLog, open_live
 
 GENERATOR_FILE = "generator.pt"
 GENERATOR_SPEC_FILE = "generator.json"

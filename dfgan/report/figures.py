@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from dfgan.report import paper_results
 from dfgan.core.imaging import outline, save_grid
-from dfgan.report.paper_results import PAPER_LABEL
-from dfgan.data.prepared_arrays import load_prepared
-from dfgan.gan.synthetic_sets import load_synthetic
 from dfgan.core.paths import run_label
 from dfgan.core.settings import AUGS
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan.synthetic_sets import load_synthetic
+from dfgan.report import paper_results
 from dfgan.report.contrasts import Deltas, RunKey, all_conditions, condition_interval, lookup
+from dfgan.report.paper_results import PAPER_LABEL
 from dfgan.seg.training_sets import AUG_TITLES, REAL, VARIANT_TITLES, condition_title, parse_condition, uses_synthetic
 
 

@@ -174,6 +174,8 @@ def fmt_delta(delta: dict[str, Any] | None) -> str:
 def delta_note(deltas: Deltas, level: float, min_units: int, primary: str) -> str:
     """What a Δ cell means, and why some have no interval."""
     variant, aug = primary_condition(primary)
+    # "dfgan/intervals.py" names the module by its path before dfgan/report/ existed: this note is written into
+    # table1.md, table2.md and controls.md, whose bytes (and dvc.lock hashes) must not change with a code move.
     note = (
         f"Δ: paired difference on the same seeds and test images, mean [{level:.0%} interval, Holm-adjusted within "
         f"its family]; the unit of replication is the GAN seed wherever GAN images are involved, else the U-Net++ "
