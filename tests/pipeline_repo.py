@@ -28,7 +28,6 @@ TINY_OVERRIDES: dict[str, Any] = {
     },
     "synth": {"preview_count": 2},
     "seg": {"epochs": 1, "batch_size": 4, "seeds": [0, 1], "real_conditions": ["real"], "flipped_variants": ["dfgan"]},
-    "report": {"bootstrap_samples": 100},
 }
 
 
