@@ -21,6 +21,8 @@ from dfgan.gan.fid import write_reference_stats
 
 @dataclass(frozen=True)
 class FidStatsInputs:
+    """What this stage reads of the params."""
+
     sizes: tuple[int, ...]  # the training sizes whose statistics are written (none for --split test)
     batch_size: int
     device: str

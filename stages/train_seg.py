@@ -19,6 +19,8 @@ from dfgan.seg.training_sets import require_condition, uses_synthetic
 
 @dataclass(frozen=True)
 class SegInputs:
+    """What this stage reads of the params."""
+
     config: SegConfig
     gan_seeds: tuple[int, ...]  # read only by conditions with GAN images
     deterministic: bool
