@@ -23,7 +23,7 @@ The images are synthetic (seeded uint8 noise, a random disk as the mask), so no 
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -32,12 +32,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from dfgan.acceleration import configure_determinism, runtime_deterministic
-from dfgan.augment import AUG_CLASSIC, build_augmentation, build_batch_classic_augmentation
-from dfgan.config import load_params
-from dfgan.runtime import resolve_device
-from dfgan.segmentation import SegmentationDataset, loader_options
-from dfgan.throughput import device_name, synchronize, time_seg_step
+from benchmarks.throughput import device_name, synchronize, time_seg_step
+from dfgan.core.params_file import load_settings
+from dfgan.core.runtime import resolve_device
+from dfgan.core.settings import ClassicAugmentation
+from dfgan.core.speed import configure_determinism
+from dfgan.seg.augment import build_augmentation, build_batch_classic_augmentation
+from dfgan.seg.config import SegConfig
+from dfgan.seg.fit import SegmentationDataset, loader_options
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,12 @@ def delivery_rate(
 
 
 def time_per_sample(
-    images: np.ndarray, masks: np.ndarray, params_aug: dict, size: int, batch: int, workers: int, seed: int,
-    device: torch.device, target: int,
+    images: np.ndarray, masks: np.ndarray, classic: ClassicAugmentation, size: int, batch: int, workers: int,
+    seed: int, device: torch.device, target: int,
 ) -> Rate:
     """The training path: per-sample torchvision augmentation through the DataLoader, batches copied to ``device``."""
     torch.manual_seed(seed)
-    dataset = SegmentationDataset(images, masks, build_augmentation(AUG_CLASSIC, params_aug, size))
+    dataset = SegmentationDataset(images, masks, build_augmentation(classic, size))
     sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
     loader = DataLoader(dataset, batch_size=batch, sampler=sampler, **loader_options(seed, workers, device))
     started = time.perf_counter()
@@ -98,11 +100,11 @@ def time_per_sample(
 
 
 def time_batched(
-    images: np.ndarray, masks: np.ndarray, params_aug: dict, size: int, batch: int, seed: int,
+    images: np.ndarray, masks: np.ndarray, classic: ClassicAugmentation, size: int, batch: int, seed: int,
     device: torch.device, target: int,
 ) -> Rate:
     """Images resident on ``device`` as uint8, converted and augmented a batch at a time on it."""
-    augment = build_batch_classic_augmentation(params_aug, size)
+    augment = build_batch_classic_augmentation(classic, size)
     generator = torch.Generator(device=device).manual_seed(seed)
     started = time.perf_counter()
     on_device = torch.from_numpy(images).unsqueeze(1).to(device)
@@ -114,7 +116,7 @@ def time_batched(
         nonlocal position
         index = torch.arange(position, position + batch, device=device) % n
         position = (position + batch) % n
-        image = on_device[index].float() / 127.5 - 1.0  # as dfgan.imaging.uint8_to_unit
+        image = on_device[index].float() / 127.5 - 1.0  # as dfgan.core.imaging.uint8_to_unit
         image, mask = augment(image, mask_on_device[index], generator)
         mask.float()
         return batch
@@ -137,22 +139,22 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    params = load_params(args.params)
-    configure_determinism(runtime_deterministic(params))
-    seg = copy.deepcopy(params["seg"])
-    seg["encoder_weights"] = None  # timing only: random weights, nothing to download
-    params_aug = seg["augmentations"][AUG_CLASSIC]
+    settings = load_settings(args.params)
+    configure_determinism(settings.runtime.deterministic)
+    # Timing only: random weights, nothing to download.
+    seg = dataclasses.replace(SegConfig.of(settings.seg, "classic"), encoder_weights=None)
+    classic = settings.seg.augmentations.classic
     device = resolve_device(args.device)
-    batch = int(seg["batch_size"])
+    batch = seg.batch_size
     # Enough distinct images for the untimed first batch and the timed ones.
     images, masks = synthetic_set(args.images + batch, args.size, args.seed)
     print(f"device: {device_name(device)}; size {args.size}, batch {batch}, {args.images} timed images")
 
     rates = [
-        time_per_sample(images, masks, params_aug, args.size, batch, w, args.seed, device, args.images)
+        time_per_sample(images, masks, classic, args.size, batch, w, args.seed, device, args.images)
         for w in args.workers
     ]
-    rates.append(time_batched(images, masks, params_aug, args.size, batch, args.seed, device, args.images))
+    rates.append(time_batched(images, masks, classic, args.size, batch, args.seed, device, args.images))
     steps = {"fp32": time_seg_step(seg, args.size, device, args.repeats, "fp32")}
     if device.type == "cuda":
         steps["bf16"] = time_seg_step(seg, args.size, device, args.repeats, "bf16")

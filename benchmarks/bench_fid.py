@@ -17,7 +17,7 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from dfgan.fid import FIDLoss, feature_statistics
+from dfgan.gan.fid import FIDLoss, feature_statistics
 
 
 def pytorch_fid_value(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> tuple[float, float]:

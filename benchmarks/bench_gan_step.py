@@ -19,11 +19,11 @@ import argparse
 
 import torch
 
-from dfgan.acceleration import configure_determinism, runtime_deterministic
-from dfgan.config import load_params
-from dfgan.inception import load_inception
-from dfgan.runtime import resolve_device
-from dfgan.throughput import device_name, gan_params_for, random_fid_term, time_gan_step
+from benchmarks.throughput import device_name, gan_settings_for, random_fid_term, time_gan_step
+from dfgan.core.params_file import load_settings
+from dfgan.core.runtime import resolve_device
+from dfgan.core.speed import configure_determinism
+from dfgan.gan.inception import load_inception
 
 # setting -> (precision, compile mode, Inception in bf16, gan.cuda_graphs)
 SETTINGS = {
@@ -50,11 +50,11 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="default: gan.device from the params")
     args = parser.parse_args()
 
-    params = load_params(args.params)
-    configure_determinism(runtime_deterministic(params))
-    device = resolve_device(args.device or params["gan"]["device"])
-    fid_term = random_fid_term(load_inception(device, params["fid"]["inception_path"]), device)
-    print(f"device: {device_name(device)}; batch {args.batch}; ngf {params['gan']['ngf']}")
+    settings = load_settings(args.params)
+    configure_determinism(settings.runtime.deterministic)
+    device = resolve_device(args.device or settings.gan.device)
+    fid_term = random_fid_term(load_inception(device, settings.fid.inception_path), device)
+    print(f"device: {device_name(device)}; batch {args.batch}; ngf {settings.gan.ngf}")
     print(f"{'setting':<14} {'size':>5} {'variant':<8} {'s/step':>8} {'steps/s':>8} {'images/s':>9} {'dfgan/pix2pix':>14}")
     for size in args.sizes:
         repeats = args.repeats_large if size >= LARGE else args.repeats
@@ -65,11 +65,11 @@ def main() -> None:
                 continue
             if device.type != "cuda":
                 precision = "fp32"
-            run_params = gan_params_for(params, size, args.batch, precision, compile_mode, inception_bf16, cuda_graphs)
+            run = gan_settings_for(settings, size, args.batch, precision, compile_mode, inception_bf16, cuda_graphs)
             seconds = {}
             for variant in ("pix2pix", "dfgan"):
                 try:
-                    seconds[variant] = time_gan_step(run_params, variant, device, fid_term, repeats)
+                    seconds[variant] = time_gan_step(run, variant, device, fid_term, repeats)
                 except Exception as error:  # one setting failing (a compiler error, say) must not lose the others
                     print(f"{setting:<14} {size:>5} {variant:<8} failed: {type(error).__name__}: "
                           f"{str(error).splitlines()[0] if str(error) else ''}", flush=True)

@@ -26,13 +26,13 @@ import statistics
 import numpy as np
 import torch
 
-from dfgan.config import load_params
-from dfgan.fid import FIDLoss, compute_features, feature_statistics, frechet_distance
-from dfgan.imaging import uint8_to_unit
-from dfgan.inception import load_inception
-from dfgan.prepared import load_prepared
-from dfgan.runtime import resolve_device
-from dfgan.throughput import device_name, median_seconds
+from benchmarks.throughput import device_name, median_seconds
+from dfgan.core.imaging import uint8_to_unit
+from dfgan.core.params_file import load_settings
+from dfgan.core.runtime import resolve_device
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan.fid import FIDLoss, compute_features, feature_statistics, frechet_distance
+from dfgan.gan.inception import load_inception
 
 TOLERANCE = 0.01  # the largest batch-FID change allowed for gan.inception_bf16
 
@@ -56,10 +56,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
 
-    params = load_params(args.params)
-    device = resolve_device(args.device or params["fid"]["device"])
-    extractor = load_inception(device, params["fid"]["inception_path"])
-    eigen_floor = float(params["fid"]["eigen_floor"])
+    fid = load_settings(args.params).fid
+    device = resolve_device(args.device or fid.device)
+    extractor = load_inception(device, fid.inception_path)
+    eigen_floor = fid.eigen_floor
     data = load_prepared(args.prepared)
     train, test = data.train(max(data.sizes)), data.test()
     print(f"device: {device_name(device)}; {len(train)} training and {len(test)} test images, "

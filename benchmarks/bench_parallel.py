@@ -1,4 +1,5 @@
-"""Wall time of the whole DAG: sequential `dvc repro` vs `python -m dfgan.parallel --workers N`, same machine.
+"""Wall time of the whole DAG: sequential `dvc repro` vs `python -m dfgan.orchestrate.parallel --workers N`, one
+machine.
 
 Each run gets a fresh temporary copy of the project (tests/pipeline_repo.py) with the tests' tiny params, or with
 the repository's own params.yaml (`--params demo`, about 15 minutes sequential on 2 cores). Prints both wall times,
@@ -40,13 +41,13 @@ def main() -> None:
                 (repo / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text())
             repos.append(repo)
         sequential = timed(["dvc", "repro"], repos[0])
-        parallel = timed([sys.executable, "-m", "dfgan.parallel", "--workers", str(args.workers)], repos[1])
+        parallel = timed([sys.executable, "-m", "dfgan.orchestrate.parallel", "--workers", str(args.workers)], repos[1])
         stages = len(yaml.safe_load((repos[0] / "dvc.lock").read_text())["stages"])
         first, second = reproducible_results(repos[0]), reproducible_results(repos[1])
         differing = sorted(key for key in first.keys() | second.keys() if first.get(key) != second.get(key))
     print(f"params: {args.params}, {stages} stages, {args.workers} workers")
     print(f"sequential `dvc repro`:        {sequential:7.1f} s")
-    print(f"python -m dfgan.parallel:      {parallel:7.1f} s")
+    print(f"python -m dfgan.orchestrate.parallel:      {parallel:7.1f} s")
     print(f"speed-up:                      {sequential / parallel:7.2f}x")
     print(f"identical results:             {not differing}  (data and model hashes in dvc.lock, metrics "
           f"without their timing fields){'; differing: ' + ', '.join(differing) if differing else ''}")

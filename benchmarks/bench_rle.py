@@ -1,4 +1,4 @@
-"""Decode throughput of dfgan.rle on a table shaped like SIIM-ACR's train-rle.csv.
+"""Decode throughput of dfgan.data.rle on a table shaped like SIIM-ACR's train-rle.csv.
 
 12,954 rows at 1024x1024, 3,576 of them positive (crescent-like regions of realistic size), the rest ``-1``.
 Run from the repository root: ``python -m benchmarks.bench_rle [--rows N]``. Prints rows/s; asserts nothing.
@@ -12,7 +12,7 @@ import time
 import cv2
 import numpy as np
 
-from dfgan.rle import decode_union, rle_decode, rle_encode
+from dfgan.data.rle import decode_union, rle_decode, rle_encode
 
 REAL_ROWS = 12_954
 REAL_POSITIVE_ROWS = 3_576

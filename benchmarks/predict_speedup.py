@@ -12,8 +12,8 @@ The model, stated plainly:
   seg.schedule: steps (ceil(budget_factor x N_train / batch_size)); one pass over R, R x2, R + S or R + 2S under
   epochs. Forward-only stages (prepare, FID statistics, synthesis, report) count 0:
   they are well under 1 % of the work.
-- P identical GPUs, one stage per GPU; the runner's policy (dfgan.parallel.simulate_makespan): a stage is submitted
-  when its parents are done and the free GPU takes the ready stage with the longest remaining chain. On a first run
+- P identical GPUs, one stage per GPU; the runner's policy (dfgan.orchestrate.dag.simulate_makespan): a stage is
+  submitted when its parents are done and the free GPU takes the ready stage with the longest remaining chain. On a first run
   the chain is counted in stages (nothing timed yet); once logs/durations.json holds timings, in seconds.
 - Speed-up = total work / predicted wall time. Bounds: wall time >= max(critical path, total work / P).
 
@@ -33,13 +33,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dfgan.parallel import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
-from dfgan.segmentation import make_schedule
-from dfgan.throughput import gpu_cost_ratios, parse_gpu_results
-from dfgan.training_sets import parse_condition
-from dfgan.splits import validation_count
+from benchmarks.throughput import gpu_cost_ratios, parse_gpu_results
+from dfgan.core.params_file import load_settings
+from dfgan.core.settings import Settings
+from dfgan.core.splits import validation_count
+from dfgan.orchestrate.dag import StageGraph, read_stage_graph, simulate_makespan, stage_priorities
+from dfgan.seg.config import SegConfig
+from dfgan.seg.fit import make_schedule
+from dfgan.seg.training_sets import parse_condition
 from tests.pipeline_repo import PROJECT_ROOT, make_pipeline_repo
 
 # One step's cost relative to a DF-GAN step at 256, batch 16 (2-core CPU timings, shared/README.md).
@@ -53,7 +54,7 @@ _MATRIX = re.compile(r"^(?P<kind>[a-z][a-z0-9_]*)@(?P<size>\d+)-(?P<rest>.+)$")
 CPU_COSTS = {"pix2pix": PIX2PIX_STEP, "seg_per_image": SEG_STEP_PER_IMAGE}
 
 
-def stage_cost(name: str, params: dict[str, Any], costs: dict[str, Any] | None = None) -> tuple[str, float]:
+def stage_cost(name: str, settings: Settings, costs: dict[str, Any] | None = None) -> tuple[str, float]:
     """(kind, work in DF-GAN-step units) of one stage of the paper DAG; ``costs`` (default: the CPU ratios) holds
     ``pix2pix`` (a pix2pix step / a DF-GAN step) and ``seg_per_image`` (a U-Net++ step per image / a DF-GAN step)."""
     costs = costs or CPU_COSTS
@@ -61,29 +62,29 @@ def stage_cost(name: str, params: dict[str, Any], costs: dict[str, Any] | None =
     if match is None:
         return name, 0.0
     kind, size, tokens = match["kind"], int(match["size"]), match["rest"].split("-")
-    n_train = size - validation_count(size, float(params["data"]["val_fraction"]))
+    n_train = size - validation_count(size, settings.data.val_fraction)
     if kind == "train_gan":  # train_gan@<size>-<variant>-<seed>
-        gan = params["gan"]
-        steps = (gan["n_epochs"] + gan["n_epochs_decay"]) * math.ceil(n_train / gan["batch_size"])
+        gan = settings.gan
+        steps = (gan.n_epochs + gan.n_epochs_decay) * math.ceil(n_train / gan.batch_size)
         return f"train_gan ({tokens[0]})", steps * (costs["pix2pix"] if tokens[0] == "pix2pix" else 1.0)
     if kind in ("seg_real", "seg_synth", "seg_synth2x"):  # seg_real@<size>-<condition>-<aug>, seg_synth*@<size>-<variant>-<aug>
-        seg = params["seg"]
+        seg = SegConfig.of(settings.seg, tokens[-1])
         condition = tokens[0] + ("2x" if kind == "seg_synth2x" else "")
         parsed = parse_condition(condition)
         schedule = make_schedule(seg, n_train)
         images = n_train * (parsed.real_copies + parsed.copies + len(parsed.extra_parts))
-        per_round = schedule.steps_per_round or math.ceil(images / seg["batch_size"])
-        steps = len(seg["seeds"]) * schedule.rounds * per_round
-        return f"{kind} ({condition})", steps * seg["batch_size"] * costs["seg_per_image"]
+        per_round = schedule.steps_per_round or math.ceil(images / seg.batch_size)
+        steps = len(seg.seeds) * schedule.rounds * per_round
+        return f"{kind} ({condition})", steps * seg.batch_size * costs["seg_per_image"]
     return kind, 0.0
 
 
-def paper_graph() -> tuple[StageGraph, dict[str, Any]]:
-    params = yaml.safe_load((PROJECT_ROOT / "params_paper.yaml").read_text())
+def paper_graph() -> tuple[StageGraph, Settings]:
+    settings = load_settings(PROJECT_ROOT / "params_paper.yaml")
     with tempfile.TemporaryDirectory(prefix="paper-dag-") as tmp:
         repo = make_pipeline_repo(Path(tmp) / "repo")
         (repo / "params.yaml").write_text((PROJECT_ROOT / "params_paper.yaml").read_text())
-        return read_stage_graph(repo), params
+        return read_stage_graph(repo), settings
 
 
 def main() -> None:
@@ -98,18 +99,18 @@ def main() -> None:
                         help="a gpu_check results file: its GPU step costs (ratios and the DF-GAN step time as the "
                              "unit) instead of the CPU ratios and --hours-per-unit")
     args = parser.parse_args()
-    graph, params = paper_graph()
+    graph, settings = paper_graph()
     ratios = None
     if args.from_results:
-        ratios = gpu_cost_ratios(parse_gpu_results(args.from_results.read_text()), bool(params["gan"]["amp"]),
-                                 bool(params["gan"]["cuda_graphs"]))
+        ratios = gpu_cost_ratios(parse_gpu_results(args.from_results.read_text()), settings.gan.amp,
+                                 settings.gan.cuda_graphs)
         if ratios is None:
             print(f"{args.from_results}: no GAN and U-Net++ step benchmarks in it: using the CPU ratios")
         else:
             args.hours_per_unit = ratios["dfgan_seconds"] / 3600
             print(f"step costs from {args.from_results} ({ratios['setting']}): pix2pix {ratios['pix2pix']:.3f}, "
                   f"U-Net++ per image {ratios['seg_per_image']:.4f} DF-GAN steps")
-    costs = {name: stage_cost(name, params, ratios) for name in graph.order}
+    costs = {name: stage_cost(name, settings, ratios) for name in graph.order}
     work = {name: cost for name, (_, cost) in costs.items()}
     by_kind: dict[str, list[float]] = defaultdict(list)
     for kind, cost in costs.values():
@@ -125,7 +126,7 @@ def main() -> None:
     print(f"total work:     {total:12,.0f} units = {total * hours:6.2f} GPU-hours")
     print(f"critical path:  {critical:12,.0f} units = {critical * hours:6.2f} h  (bound on the speed-up: "
           f"{total / critical:.1f}x)")
-    seeds = len(params["seg"]["seeds"])
+    seeds = len(settings.seg.seeds)
     per_seed = {name: cost / seeds if kind.startswith("seg_") else cost for name, (kind, cost) in costs.items()}
     split = max(graph.critical_path(per_seed.__getitem__).values())
     print(f"  with each segmentation seed a stage of its own: critical path {split:,.0f} units "

@@ -10,31 +10,40 @@ import json
 import shutil
 from pathlib import Path
 
-from dfgan.config import load_params, section
-from dfgan.errors import run_stage
-from dfgan.phantom import generate_phantom, render_contact_sheet
+from dfgan.core.errors import run_stage
+from dfgan.core.params_file import load_settings
+from dfgan.core.paths import CONTACT_SHEET
+from dfgan.core.settings import PhantomSettings, Settings
+from dfgan.data.phantom import generate_phantom, render_contact_sheet
 
-CONTACT_SHEET = Path("data/raw/phantom_contact_sheet.png")
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    return parser.parse_args(argv)
+
+
+def inputs(settings: Settings, args: argparse.Namespace) -> PhantomSettings:
+    """Everything of the params this stage hands the library (tests/test_params_deps.py reads this)."""
+    return settings.phantom
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    cfg = section(load_params(args.params), "phantom")
-    out_dir = Path(cfg["out_dir"])
+    args = parse_args(argv)
+    phantom = inputs(load_settings(args.params), args)
+    out_dir = Path(phantom.out_dir)
     shutil.rmtree(out_dir, ignore_errors=True)  # no stale files from an earlier, larger run
     summary = generate_phantom(
         out_dir,
-        count=int(cfg["count"]),
-        positive_fraction=float(cfg["positive_fraction"]),
-        image_size=int(cfg["image_size"]),
-        seed=int(cfg["seed"]),
-        workers=int(cfg["workers"]),
-        jpeg_fraction=float(cfg["jpeg_fraction"]),
-        jpeg_quality=int(cfg["jpeg_quality"]),
+        count=phantom.count,
+        positive_fraction=phantom.positive_fraction,
+        image_size=phantom.image_size,
+        seed=phantom.seed,
+        workers=phantom.workers,
+        jpeg_fraction=phantom.jpeg_fraction,
+        jpeg_quality=phantom.jpeg_quality,
     )
-    render_contact_sheet(out_dir, CONTACT_SHEET, int(cfg["contact_sheet"]))
+    render_contact_sheet(out_dir, CONTACT_SHEET, phantom.contact_sheet)
     print(json.dumps({k: v for k, v in summary.items() if k != "real"}, indent=1))
 
 

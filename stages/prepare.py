@@ -7,54 +7,29 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from dfgan.config import load_params, section
-from dfgan.errors import run_stage
-from dfgan.prepare import prepare_dataset, prepare_folder_dataset
+from dfgan.core.errors import run_stage
+from dfgan.core.params_file import load_settings
+from dfgan.core.paths import DATA_METRICS, PREPARED
+from dfgan.core.settings import DataSettings, Settings
+from dfgan.data.prepare import prepare_data
 
-OUT_DIR = Path("data/prepared")
-METRICS = Path("metrics/data.json")
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    return parser.parse_args(argv)
+
+
+def inputs(settings: Settings, args: argparse.Namespace) -> tuple[DataSettings, tuple[int, ...]]:
+    """Everything of the params this stage hands the library (tests/test_params_deps.py reads this)."""
+    return settings.data, settings.sizes
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
-    cfg = section(params, "data")
-    common = dict(
-        image_size=int(cfg["image_size"]),
-        test_size=int(cfg["test_size"]),
-        sizes=[int(s) for s in params["sizes"]],
-        seed=int(cfg["seed"]),
-        workers=int(cfg["workers"]),
-        mask_threshold=float(cfg["mask_threshold"]),
-        val_fraction=float(cfg["val_fraction"]),
-    )
-    if cfg["format"] == "folder":
-        metrics = prepare_folder_dataset(
-            cfg["raw_dir"],
-            OUT_DIR,
-            METRICS,
-            mask_suffix=cfg["mask_suffix"] or "",
-            missing_mask=str(cfg["missing_mask"]),
-            pairs_csv=cfg["pairs_csv"],
-            mask_level=float(cfg["mask_level"]),
-            **common,
-        )
-    else:
-        metrics = prepare_dataset(
-            cfg["raw_dir"],
-            OUT_DIR,
-            METRICS,
-            dicom_glob=cfg["dicom_glob"],
-            rle_csv=cfg["rle_csv"],
-            missing_dicom=str(cfg["missing_dicom"]),
-            rle_mode=str(cfg["rle_mode"]),
-            rle_grid=str(cfg["rle_grid"]),
-            **common,
-        )
+    args = parse_args(argv)
+    data, sizes = inputs(load_settings(args.params), args)
+    metrics = prepare_data(data, sizes, PREPARED, DATA_METRICS)
     print(json.dumps({k: v for k, v in metrics.items() if k != "missing_dicom_ids"}, indent=1))
 
 

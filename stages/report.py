@@ -8,46 +8,35 @@ from __future__ import annotations
 
 import argparse
 
-from dfgan.config import load_params, section, variant_lambda_fid
-from dfgan.errors import run_stage
-from dfgan.report import build_report, results_guide
-from dfgan.training_sets import conditions_from_params
-
-SEG_METRICS_DIR = "metrics/seg"
-SEG_DATA_DIR = "data/seg"
-SYNTHETIC_ROOT = "data/synthetic"
-PREPARED_DIR = "data/prepared"
-OUT_DIR = "metrics/report"
+from dfgan.core.errors import run_stage
+from dfgan.core.params_file import load_settings
+from dfgan.core.paths import PREPARED, REPORT, SEG_DATA, SEG_METRICS, SYNTHETIC
+from dfgan.core.settings import Settings
+from dfgan.report.build import ReportConfig, build_report, results_guide
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--where", action="store_true", help="print where the results are, build nothing")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def inputs(settings: Settings, args: argparse.Namespace) -> ReportConfig:
+    """Everything of the params this stage hands the library (tests/test_params_deps.py reads this)."""
+    return ReportConfig.of(settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.where:
-        print(results_guide(OUT_DIR))
+        print(results_guide(REPORT))
         return
 
-    params = load_params(args.params)
-    report = section(params, "report")
-    summary = build_report(
-        sizes=params["sizes"],
-        conditions=conditions_from_params(params),
-        seg_metrics_dir=SEG_METRICS_DIR,
-        seg_data_dir=SEG_DATA_DIR,
-        synthetic_root=SYNTHETIC_ROOT,
-        out_dir=OUT_DIR,
-        prepared_dir=PREPARED_DIR,
-        sample_count=int(report["sample_count"]),
-        gan_seed=int(section(params, "gan")["seeds"][0]),
-        primary=str(report["primary"]),
-        level=float(report["level"]),
-        min_units=int(report["min_units"]),
-        fid_weights={str(v): variant_lambda_fid(section(params, "gan"), str(v)) for v in params["variants"]},
-    )
-    print(f"report written to {OUT_DIR}/ (largest size {summary['largest_size']})")
-    print(results_guide(OUT_DIR))
+    config = inputs(load_settings(args.params), args)
+    summary = build_report(config, SEG_METRICS, SEG_DATA, SYNTHETIC, REPORT, PREPARED)
+    print(f"report written to {REPORT.as_posix()}/ (largest size {summary['largest_size']})")
+    print(results_guide(REPORT))
 
 
 if __name__ == "__main__":

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
-from dfgan.config import load_params, require_listed
-from dfgan.errors import run_stage
-from dfgan.gan import run_paths, train_gan
-from stages.model_args import parse_model_args
+from dfgan.core.errors import run_stage
+from dfgan.core.params_file import load_settings
+from dfgan.core.paths import gan_run
+from dfgan.core.settings import Settings
+from dfgan.gan.config import GanConfig, GanRunOptions
+from dfgan.gan.training import train_gan
+from stages.model_args import check_model_args, parse_model_args
 
 
-def main() -> None:
-    args = parse_model_args(__doc__)
-    params = load_params(args.params)
-    require_listed(params, "sizes", args.size, args.params)
-    require_listed(params, "variants", args.variant, args.params)
-    require_listed(params, "gan.seeds", args.seed, args.params)
-    metrics = train_gan(
-        args.prepared, args.size, args.variant, args.seed, params, **run_paths(args.size, args.variant, args.seed)
-    )
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return parse_model_args(__doc__, argv)
+
+
+def inputs(settings: Settings, args: argparse.Namespace) -> tuple[GanConfig, GanRunOptions]:
+    """Everything of the params this stage hands the library (tests/test_params_deps.py reads this)."""
+    return GanConfig.of(settings, args.variant, args.seed), GanRunOptions.of(settings)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = load_settings(args.params)
+    check_model_args(settings, args)
+    config, options = inputs(settings, args)
+    metrics = train_gan(args.prepared, args.size, config, options, gan_run(args.size, args.variant, args.seed))
     print(json.dumps(metrics))
 
 

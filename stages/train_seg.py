@@ -6,44 +6,62 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 
-from dfgan.acceleration import runtime_deterministic
-from dfgan.config import load_params, require_listed, section
-from dfgan.errors import run_stage
-from dfgan.segmentation import run_condition
-from dfgan.training_sets import require_condition, run_label, uses_synthetic
+from dfgan.core.errors import run_stage
+from dfgan.core.params_file import load_settings, require_listed
+from dfgan.core.paths import PREPARED, SYNTHETIC, run_label, seg_run
+from dfgan.core.settings import AUGS, Settings
+from dfgan.seg.config import SegConfig
+from dfgan.seg.experiment import run_condition
+from dfgan.seg.training_sets import require_condition, uses_synthetic
 
-PREPARED_DIR = "data/prepared"
-SYNTHETIC_ROOT = "data/synthetic"
+
+@dataclass(frozen=True)
+class SegInputs:
+    """What this stage reads of the params."""
+
+    config: SegConfig
+    gan_seeds: tuple[int, ...]  # read only by conditions with GAN images
+    deterministic: bool
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, required=True, help="training-set size (one of params 'sizes')")
     parser.add_argument("--condition", required=True, help="real, real2x, <variant> or <variant>2x")
-    parser.add_argument("--aug", required=True, choices=["none", "classic"], help="classic augmentation or none")
+    parser.add_argument("--aug", required=True, choices=AUGS, help="classic augmentation or none")
     parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    params = load_params(args.params)
-    require_listed(params, "sizes", args.size, args.params)
-    require_condition(params, args.condition, args.params)
-    seg = section(params, "seg")
-    label = run_label(args.condition, args.aug)
+
+def inputs(settings: Settings, args: argparse.Namespace) -> SegInputs:
+    """Everything of the params this stage hands the library (tests/test_params_deps.py reads this)."""
+    return SegInputs(
+        config=SegConfig.of(settings.seg, args.aug),
+        gan_seeds=settings.gan.seeds if uses_synthetic(args.condition) else (),
+        deterministic=settings.runtime.deterministic,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    settings = load_settings(args.params)
+    require_listed(settings, "sizes", args.size, args.params)
+    require_condition(settings, args.condition, args.params)
+    run = inputs(settings, args)
     metrics = run_condition(
-        prepared_dir=PREPARED_DIR,
-        synthetic_root=SYNTHETIC_ROOT,
+        prepared_dir=PREPARED,
+        synthetic_root=SYNTHETIC,
         size=args.size,
         condition=args.condition,
-        aug=args.aug,
-        seg_params=seg,
-        gan_seeds=section(params, "gan")["seeds"] if uses_synthetic(args.condition) else [],
-        metrics_path=f"metrics/seg/{args.size}/{label}.json",
-        per_image_path=f"data/seg/{args.size}/{label}/per_image.csv",
-        live_dir=f"dvclive/seg/{args.size}/{label}",
-        deterministic=runtime_deterministic(params),
+        config=run.config,
+        gan_seeds=run.gan_seeds,
+        files=seg_run(args.size, args.condition, args.aug),
+        deterministic=run.deterministic,
     )
     dice = f"{metrics['dice_mean']:.4f} ± {metrics['dice_sem']:.4f}"
+    label = run_label(args.condition, args.aug)
     print(f"{args.size} {label}: Dice {dice} over {len(metrics['seeds'])} seeds ({metrics['seconds']:.0f} s)")
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from dfgan.prepared import save_prepared, split_pools
+from dfgan.data.prepared_arrays import save_prepared, split_pools
 
 
 def blob_xrays(

@@ -13,14 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dfgan import inception
-from dfgan.acceleration import (
-    CUBLAS_WORKSPACE_VARIABLE, adam, channels_last_input, check_compile_mode, compile_in_place,
-    configure_determinism, prefer_channels_last, runtime_deterministic,
+from dfgan.core.params_file import load_params, load_settings
+from dfgan.core.settings import SCHEMA, settings_from
+from dfgan.core.speed import (
+    CUBLAS_WORKSPACE_VARIABLE, adam, channels_last_input, compile_in_place, configure_determinism,
+    prefer_channels_last,
 )
-from dfgan.config import load_params
-from dfgan.fid import feature_statistics, frechet_distance
-from dfgan.gan import GanSettings, autocast_context, build_models, make_inputs, train_step
+from dfgan.core.validation import validate_params
+from dfgan.gan import inception
+from dfgan.gan.config import GanConfig
+from dfgan.gan.fid import feature_statistics, frechet_distance
+from dfgan.gan.training import autocast_context, build_models, make_inputs, train_step
 from tests.fakes import blob_xrays
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,20 +57,21 @@ def test_deterministic_false_turns_them_off(restore_determinism: None) -> None:
 
 def test_every_profile_states_determinism_and_a_missing_key_is_named() -> None:
     for name in ("params.yaml", "params_paper.yaml", "params_evidence.yaml"):
-        assert isinstance(runtime_deterministic(load_params(REPO / name)), bool)
-    assert runtime_deterministic(load_params(REPO / "params.yaml")) is True
-    with pytest.raises(KeyError, match="deterministic"):
-        runtime_deterministic({"runtime": {}})
+        assert isinstance(load_settings(REPO / name).runtime.deterministic, bool)
+    assert load_settings(REPO / "params.yaml").runtime.deterministic is True
+    params = load_params(REPO / "params.yaml")
+    del params["runtime"]["deterministic"]
+    assert any("runtime.deterministic: missing" in line for line in validate_params(params))
 
 
-def tiny_gan_settings(**gan: object) -> GanSettings:
+def tiny_gan_settings(**gan: object) -> GanConfig:
     params = copy.deepcopy(load_params(REPO / "params.yaml"))
     params["data"]["image_size"] = 32
     params["gan"].update(ngf=4, ndf=4, batch_size=2, device="cpu", **gan)
-    return GanSettings.from_params(params, "pix2pix", 0)
+    return GanConfig.of(settings_from(params), "pix2pix", 0)
 
 
-def one_step_weights(s: GanSettings) -> dict[str, torch.Tensor]:
+def one_step_weights(s: GanConfig) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     models = build_models(s, CPU)
     y = torch.rand(2, 1, 32, 32) * 2 - 1
@@ -95,13 +99,13 @@ def test_cpu_keeps_its_layout_and_its_optimizer() -> None:
 
 
 def test_compile_modes_are_checked_and_off_leaves_the_module_alone() -> None:
-    assert check_compile_mode(False) == "off"  # a bare YAML `off`
-    with pytest.raises(ValueError, match="max-autotune"):
-        check_compile_mode("fast")
+    assert SCHEMA["gan.compile"].typed(False) == "off"  # a bare YAML `off`
+    assert tiny_gan_settings(compile=False).compile == "off"
+    params = load_params(REPO / "params.yaml")
+    params["gan"]["compile"] = "fast"
+    assert any("gan.compile: must be one of off, default, max-autotune" in line for line in validate_params(params))
     net = nn.Linear(2, 2)
     assert compile_in_place(net, "off") is net and net._compiled_call_impl is None
-    with pytest.raises(ValueError, match="compile"):
-        tiny_gan_settings(compile="fast")
 
 
 @pytest.mark.slow  # tens of seconds: TorchInductor compiles the tiny G and D with the C++ compiler

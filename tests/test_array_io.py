@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfgan.array_io import save_npz
+from dfgan.core.array_io import save_npz
 
 ARRAYS = {
     "features": np.arange(6 * 2048, dtype=np.float32).reshape(6, 2048) / 7,

@@ -3,24 +3,27 @@ torchvision conventions it claims to follow (rotation sense, crop, elastic field
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from dfgan.augment import (
+from dfgan.core.settings import ClassicAugmentation
+from dfgan.seg.augment import (
     BLACK, BatchDraw, apply_batch_draw, build_batch_classic_augmentation, draw_batch_classic, gaussian_kernel_size,
     smooth_noise,
 )
 
 SIZE, BATCH = 32, 8
-IDENTITY = {
-    "hflip_p": 0.0, "rotate_degrees": 0, "crop_scale_min": 1.0, "crop_ratio_max": 1.0,
-    "elastic_p": 0.0, "elastic_alpha": 20.0, "elastic_sigma": 3.0,
-}
-STRONG = {
-    "hflip_p": 0.5, "rotate_degrees": 30, "crop_scale_min": 0.6, "crop_ratio_max": 1.3,
-    "elastic_p": 1.0, "elastic_alpha": 20.0, "elastic_sigma": 3.0,
-}
+IDENTITY = ClassicAugmentation(
+    hflip_p=0.0, rotate_degrees=0.0, crop_scale_min=1.0, crop_ratio_max=1.0, elastic_p=0.0, elastic_alpha=20.0,
+    elastic_sigma=3.0,
+)
+STRONG = ClassicAugmentation(
+    hflip_p=0.5, rotate_degrees=30.0, crop_scale_min=0.6, crop_ratio_max=1.3, elastic_p=1.0, elastic_alpha=20.0,
+    elastic_sigma=3.0,
+)
 
 
 def generator(seed: int = 0) -> torch.Generator:
@@ -64,7 +67,7 @@ def test_identity_parameters_give_the_input() -> None:
 
 def test_certain_flip_is_a_horizontal_flip() -> None:
     images, masks = random_batch()
-    out_images, out_masks = build_batch_classic_augmentation({**IDENTITY, "hflip_p": 1.0}, SIZE)(
+    out_images, out_masks = build_batch_classic_augmentation(replace(IDENTITY, hflip_p=1.0), SIZE)(
         images, masks, generator()
     )
     torch.testing.assert_close(out_images, torch.flip(images, [-1]), atol=1e-5, rtol=0)
@@ -83,7 +86,7 @@ def test_every_sample_draws_on_its_own() -> None:
     images = torch.zeros(64, 1, SIZE, SIZE)
     images[..., : SIZE // 2] = 1.0  # bright left half: a flip moves it right
     masks = torch.zeros(64, 1, SIZE, SIZE, dtype=torch.uint8)
-    out_images, _ = build_batch_classic_augmentation({**IDENTITY, "hflip_p": 0.5}, SIZE)(images, masks, generator())
+    out_images, _ = build_batch_classic_augmentation(replace(IDENTITY, hflip_p=0.5), SIZE)(images, masks, generator())
     flipped = out_images[:, 0, 0, -1] > 0.5
     assert 10 < int(flipped.sum()) < 54
     torch.testing.assert_close(out_images[flipped], torch.flip(images[flipped], [-1]), atol=1e-5, rtol=0)
@@ -103,7 +106,7 @@ def test_the_mask_stays_on_the_bright_pixels() -> None:
 
 def test_rotation_fills_the_uncovered_corners() -> None:
     images, masks = torch.ones(BATCH, 1, SIZE, SIZE), torch.ones(BATCH, 1, SIZE, SIZE, dtype=torch.uint8)
-    params = {**IDENTITY, "rotate_degrees": 45}
+    params = replace(IDENTITY, rotate_degrees=45)
     out_images, out_masks = build_batch_classic_augmentation(params, SIZE)(images, masks, generator())
     # The same generator state gives the same draw: a rotation beyond 10 degrees uncovers the corner pixel.
     angles = draw_batch_classic(params, BATCH, (SIZE, SIZE), (SIZE, SIZE), generator(), images.device).angle

@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 import yaml
 
-from dfgan.config import load_params
-from dfgan.errors import INPUT_ERROR_EXIT, InputError, ParamsError, run_stage
-from dfgan.params_schema import SCHEMA, validate_params
+from dfgan.core.errors import INPUT_ERROR_EXIT, InputError, ParamsError, run_stage
+from dfgan.core.params_file import load_params
+from dfgan.core.settings import SCHEMA
+from dfgan.core.validation import validate_params
 from stages import check as check_stage
 from stages import prepare as prepare_stage
 from tests.pipeline_repo import make_pipeline_repo, run as run_cmd
@@ -238,7 +239,7 @@ def test_dvc_repro_stops_at_the_first_stage_on_bad_params(tmp_path: Path) -> Non
 
 POOL_PARENT = """
 import os, sys, time
-from dfgan.runtime import worker_pool
+from dfgan.core.runtime import worker_pool
 
 def hold(_):
     os.write(1, f"{os.getpid()}\\n".encode())  # one write: print() may make two, which two workers can interleave
@@ -276,9 +277,9 @@ def test_pool_workers_die_within_seconds_of_a_kill_9_of_their_parent() -> None:
 
 
 def test_input_errors_are_value_errors_naming_the_culprit() -> None:
-    from dfgan.dicom_io import DicomError
-    from dfgan.rle import RLEError
-    from dfgan.siim import PrepareError
+    from dfgan.data.dicom_io import DicomError
+    from dfgan.data.rle import RLEError
+    from dfgan.data.siim import PrepareError
 
     for error_type in (DicomError, RLEError, PrepareError, ParamsError):
         assert issubclass(error_type, InputError) and issubclass(error_type, ValueError)

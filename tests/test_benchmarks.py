@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from dfgan.config import load_params
-from dfgan.throughput import planned_work
+from benchmarks.throughput import planned_work
+from dfgan.core.params_file import load_settings
+from dfgan.core.settings import with_values
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = re.compile(r"python3? (-m benchmarks\.\w+|benchmarks/\w+\.py)")
@@ -23,7 +24,7 @@ def readme_benchmark_commands() -> list[str]:
 
 def test_the_readme_shows_every_benchmark() -> None:
     shown = {c.replace("-m benchmarks.", "") for c in readme_benchmark_commands()}
-    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")}
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"throughput"}  # the benchmarks' library
     assert scripts <= shown, f"benchmarks the README does not show: {sorted(scripts - shown)}"
 
 
@@ -42,7 +43,7 @@ def test_gpu_check_script_is_valid_bash() -> None:
 
 
 def test_planned_work_counts_the_demo_profile_by_hand() -> None:
-    work = {w.stage: w for w in planned_work(load_params(ROOT / "params.yaml"))}
+    work = {w.stage: w for w in planned_work(load_settings(ROOT / "params.yaml"))}
     # sizes 12 and 24, val_fraction 0.2 -> 10 and 19 training images; batch 8 -> 2 + 3 steps per epoch; 8 epochs.
     assert work["train_gan (pix2pix)"].units == work["train_gan (dfgan)"].units == 8 * (2 + 3)
     assert work["train_gan (dfgan)"].runs == 2
@@ -53,7 +54,7 @@ def test_planned_work_counts_the_demo_profile_by_hand() -> None:
 
 
 def test_planned_work_of_the_paper_profile() -> None:
-    work = {w.stage: w for w in planned_work(load_params(ROOT / "params_paper.yaml"))}
+    work = {w.stage: w for w in planned_work(load_settings(ROOT / "params_paper.yaml"))}
     assert work["train_gan (dfgan)"].runs == 6 * 3  # sizes x GAN seeds
     assert work["train_gan (dfgan)"].units > 1_000_000  # about 392,000 steps per GAN seed
 
@@ -121,7 +122,7 @@ CONCURRENT k=4 variant=dfgan amp=1 graphs=0 batch=16 graphs_used=0 steps=480 max
 
 
 def test_parse_gpu_results_reads_the_committed_h200_run() -> None:
-    from dfgan.throughput import gpu_cost_ratios, parse_gpu_results
+    from benchmarks.throughput import gpu_cost_ratios, parse_gpu_results
 
     results = parse_gpu_results((ROOT / "benchmarks" / "gpu_runs" / "2026-11-26-h200-results.txt").read_text())
     assert results.device == "NVIDIA H200 140 GiB" and results.gan_batch == 16 and results.seg_batch == 16
@@ -135,12 +136,12 @@ def test_parse_gpu_results_reads_the_committed_h200_run() -> None:
 
 
 def test_the_estimate_from_end_to_end_numbers_by_hand() -> None:
-    from dfgan.throughput import estimate_from_results, parse_gpu_results
+    from benchmarks.throughput import estimate_from_results, parse_gpu_results
 
     results = parse_gpu_results(SAMPLE_RESULTS)
     assert results.e2e_rate("dfgan", amp=True, graphs=True) == 30.0 and results.e2e_rate("dfgan") == 30.0
     assert results.concurrent_record(4)["aggregate_steps_per_s"] == 48.0 and results.concurrent_record(2) is None
-    params = load_params(ROOT / "params_paper.yaml")
+    params = load_settings(ROOT / "params_paper.yaml")
     work = {w.stage: w for w in planned_work(params)}
     for per_gpu, dfgan_rate in ((1, 20.0), (4, 48.0)):
         estimates = {e.work.stage: e for e in estimate_from_results(params, results, per_gpu)}
@@ -151,7 +152,7 @@ def test_the_estimate_from_end_to_end_numbers_by_hand() -> None:
         # U-Net++: the step benchmark at seg.cuda_graphs: false (fp32); synthesis: not in this file.
         assert estimates["seg (all conditions)"].seconds_per_unit == 0.040
         assert estimates["synthesize"].seconds_per_unit is None
-    graphs = {**params, "gan": {**params["gan"], "cuda_graphs": True}, "seg": {**params["seg"], "cuda_graphs": True}}
+    graphs = with_values(params, {"gan.cuda_graphs": True, "seg.cuda_graphs": True})
     estimates = {e.work.stage: e for e in estimate_from_results(graphs, results, 1)}
     assert estimates["train_gan (dfgan)"].seconds_per_unit == pytest.approx(1 / 30.0)  # the graphs E2E run
     assert estimates["seg (all conditions)"].seconds_per_unit == 0.025
@@ -176,7 +177,7 @@ def test_estimate_from_results_runs_without_timing_anything(tmp_path: Path, caps
 def test_predict_speedup_costs_from_gpu_ratios() -> None:
     from benchmarks.predict_speedup import CPU_COSTS, stage_cost
 
-    params = load_params(ROOT / "params_paper.yaml")
+    params = load_settings(ROOT / "params_paper.yaml")
     kind, cpu = stage_cost("train_gan@2000-pix2pix-0", params)
     _, gpu = stage_cost("train_gan@2000-pix2pix-0", params, {"pix2pix": 0.5, "seg_per_image": 0.01})
     assert kind == "train_gan (pix2pix)" and gpu / cpu == pytest.approx(0.5 / CPU_COSTS["pix2pix"])

@@ -7,10 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dfgan.prepared import load_prepared
-from dfgan.training_sets import (
+from dfgan.core.params_file import load_settings
+from dfgan.core.paths import run_label
+from dfgan.core.settings import with_values
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.seg.training_sets import (
     PART_MIRRORED, PART_PASTED, PART_PASTED_FLIPPED, PART_REAL, assemble_training_set, condition_title,
-    conditions_from_params, paste_hosts, paste_lesions, parse_condition, run_label, uses_synthetic,
+    paste_hosts, paste_lesions, parse_condition, trained_conditions, uses_synthetic,
 )
 from fakes import blob_xrays, save_fake_prepared
 
@@ -32,8 +35,10 @@ def test_control_names_parse_as_gan_free_conditions() -> None:
         assert run_label(name, "none") == f"{name}-none"  # the file names dvc.yaml's seg_real stage writes
     assert condition_title("real+paste") == "R + paste (control)"
     assert condition_title("dfgan", {"dfgan": 0.01}) == "R + S (DF-GAN (λ_FID 0.01))"
-    params = {"seg": {"real_conditions": ["real", "real+paste"], "flipped_variants": []}, "variants": ["dfgan"]}
-    assert conditions_from_params(params) == ["real", "real+paste", "dfgan"]
+    settings = with_values(load_settings(Path(__file__).resolve().parents[1] / "params.yaml"), {
+        "seg.real_conditions": ["real", "real+paste"], "seg.flipped_variants": [], "variants": ["dfgan"],
+    })
+    assert trained_conditions(settings) == ["real", "real+paste", "dfgan"]
 
 
 @pytest.mark.parametrize("n", [2, 3, 7, 40])

@@ -10,7 +10,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, SecondaryCaptureImageStorage, generate_uid
 
-from dfgan.dicom_io import DicomError, read_dicom, write_dicom
+from dfgan.data.dicom_io import DicomError, read_dicom, write_dicom
 
 
 def gradient(height: int = 48, width: int = 64) -> np.ndarray:

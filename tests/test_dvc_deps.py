@@ -67,8 +67,8 @@ def entry_module(stage: dict) -> str:
 
 def test_the_closure_follows_function_level_and_from_imports() -> None:
     closure = import_closure("stages.train_gan")
-    assert {"stages/train_gan.py", "stages/model_args.py", "dfgan/gan.py", "dfgan/fid.py"} <= closure
-    assert "dfgan/segmentation.py" not in closure
+    assert {"stages/train_gan.py", "stages/model_args.py", "dfgan/gan/training.py", "dfgan/gan/fid.py"} <= closure
+    assert "dfgan/seg/experiment.py" not in closure
     assert "dfgan/__init__.py" not in closure
 
 

@@ -9,8 +9,8 @@ import pytest
 import scipy.linalg
 import torch
 
-from dfgan import inception
-from dfgan.fid import (
+from dfgan.gan import inception
+from dfgan.gan.fid import (
     FIDLoss,
     compute_features,
     feature_statistics,

@@ -13,11 +13,14 @@ import pytest
 import torch
 from torch import nn
 
-from dfgan.config import load_params
-from dfgan.fid import FIDLoss, feature_statistics, write_reference_stats
-from dfgan.gan import (
+from dfgan.core.params_file import load_params
+from dfgan.core.paths import GanRunPaths
+from dfgan.core.settings import settings_from
+from dfgan.gan.config import DERIVED, GanConfig, GanRunOptions
+from dfgan.gan.fid import FIDLoss, feature_statistics, write_reference_stats
+from dfgan.gan.inception import load_inception
+from dfgan.gan.training import (
     FidTerm,
-    GanSettings,
     autocast_context,
     autocast_dtype,
     build_models,
@@ -30,7 +33,6 @@ from dfgan.gan import (
     train_gan,
     train_step,
 )
-from dfgan.inception import load_inception
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +60,10 @@ def small_params(image_size: int, **gan: Any) -> dict[str, Any]:
     return params
 
 
+def config(params: dict[str, Any], variant: str, seed: int = 0) -> GanConfig:
+    return GanConfig.of(settings_from(params), variant, seed)
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Prepared data at 64 px (one dropout block, so the RNG matters) with tiny-extractor statistics."""
@@ -69,11 +75,11 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def run(tiny: dict[str, Any], name: str, params: dict[str, Any], variant: str = "dfgan", **kwargs: Any) -> dict:
-    root = tiny["root"] / name
+    root, settings = tiny["root"] / name, settings_from(params)
     return train_gan(
-        tiny["prepared"], 8, variant, 0, params,
-        out_dir=root / "model", checkpoint_path=root / "ckpt.pt", live_dir=root / "live",
-        metrics_path=root / "metrics.json", stats_path=tiny["stats"] / "train_8.npz", extractor=tiny["extractor"],
+        tiny["prepared"], 8, GanConfig.of(settings, variant, 0), GanRunOptions.of(settings),
+        GanRunPaths(root / "model", root / "ckpt.pt", root / "live", root / "metrics.json"),
+        stats_path=tiny["stats"] / "train_8.npz", extractor=tiny["extractor"],
         **kwargs,
     )
 
@@ -132,20 +138,20 @@ def test_epoch_order_depends_only_on_seed_and_epoch() -> None:
 
 
 def test_amp_only_on_cuda(tiny: dict[str, Any]) -> None:
-    s = GanSettings.from_params(small_params(64, amp=True), "dfgan", 0)
+    s = config(small_params(64, amp=True), "dfgan")
     assert autocast_dtype(s, CPU) is None
     assert autocast_dtype(s, torch.device("cuda")) == torch.bfloat16
 
 
 def test_pix2pix_variant_has_no_fid_weight(tiny: dict[str, Any]) -> None:
-    s = GanSettings.from_params(small_params(64, lambda_fid=5.0), "pix2pix", 0)
+    s = config(small_params(64, lambda_fid=5.0), "pix2pix")
     assert s.lambda_fid == 0 and not s.uses_fid_loss
     with pytest.raises(ValueError):
-        GanSettings.from_params(small_params(64), "cyclegan", 0)
+        config(small_params(64), "cyclegan")
 
 
 def _step_setup(image_size: int, variant: str, extractor: nn.Module, **gan: Any):
-    s = GanSettings.from_params(small_params(image_size, **gan), variant, 0)
+    s = config(small_params(image_size, **gan), variant)
     torch.manual_seed(0)
     models = build_models(s, CPU)
     rng = np.random.default_rng(0)
@@ -288,16 +294,17 @@ def test_a_finished_run_deletes_its_checkpoint_unless_kept(tiny: dict[str, Any])
 
 def test_settings_fields_all_come_from_params(tiny: dict[str, Any]) -> None:
     params = small_params(64)
-    s = GanSettings.from_params(params, "dfgan", 7)
+    s = config(params, "dfgan", 7)
     assert s.seed == 7  # the matrix item, not a params key
-    derived = {"variant", "image_size", "eigen_floor", "lambda_fid", "seed"}
+    assert (s.variant, s.image_size, s.eigen_floor, s.lambda_fid) == ("dfgan", 64, 1e-12, params["gan"]["lambda_fid"])
     for field in dataclasses.fields(s):
-        if field.name not in derived:
-            assert getattr(s, field.name) == params["gan"][field.name]
+        if field.name not in DERIVED:
+            value = getattr(s, field.name)
+            assert value == params["gan"][field.name] and type(value) is type(params["gan"][field.name])
     broken = copy.deepcopy(params)
     del broken["gan"]["lambda_l1"]
     with pytest.raises(KeyError, match="lambda_l1"):
-        GanSettings.from_params(broken, "dfgan", 0)
+        config(broken, "dfgan")
 
 
 def test_checkpoint_minutes_adds_checkpoints_by_time_and_a_resume_from_one_is_exact(
@@ -306,7 +313,7 @@ def test_checkpoint_minutes_adds_checkpoints_by_time_and_a_resume_from_one_is_ex
     """gan.checkpoint_minutes, with a fake clock 40 s further on at every reading: the first epoch end a minute
     after the last checkpoint (or the start) saves one too; a run killed right after such a checkpoint resumes
     from it and ends with the uninterrupted run's weights (the trigger is not part of the fingerprint)."""
-    import dfgan.gan as gan_module
+    import dfgan.gan.training as gan_module
 
     saved: list[int] = []
     kill_at: dict[str, int | None] = {"epoch": None}
@@ -362,9 +369,9 @@ def test_checkpoint_minutes_adds_checkpoints_by_time_and_a_resume_from_one_is_ex
 def test_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
     tiny: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dfgan import acceleration
+    from dfgan.core import speed
 
-    monkeypatch.setattr(acceleration, "_NOTICES", set())
+    monkeypatch.setattr(speed, "_NOTICES", set())
     params = small_params(64, jitter_load_scale=1.125)
     plain = run(tiny, "graphs_off", params)
     assert "gan.cuda_graphs" not in capsys.readouterr().out and "cuda_graphs" not in plain
@@ -383,7 +390,7 @@ def test_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 @pytest.mark.parametrize("variant", ["pix2pix", "dfgan"])
 def test_a_captured_gan_step_gives_the_eager_losses(tiny: dict[str, Any], variant: str) -> None:
-    from dfgan.throughput import captured_vs_eager_gan
+    from benchmarks.throughput import captured_vs_eager_gan
 
     cuda = torch.device("cuda")
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -392,8 +399,8 @@ def test_a_captured_gan_step_gives_the_eager_losses(tiny: dict[str, Any], varian
         rng = np.random.default_rng(0)
         mu, sigma = feature_statistics(rng.normal(size=(40, 16)))
         term = FidTerm(TinyExtractor().to(cuda), FIDLoss(mu, sigma).to(cuda))
-        params = small_params(64, device="cuda", amp=False)
-        diffs, used = captured_vs_eager_gan(params, variant, cuda, term, steps=7)
+        settings = settings_from(small_params(64, device="cuda", amp=False))
+        diffs, used = captured_vs_eager_gan(settings, variant, cuda, term, steps=7)
     finally:
         torch.use_deterministic_algorithms(deterministic)
     assert used
@@ -405,11 +412,12 @@ def test_a_training_run_with_cuda_graphs_replays_its_steps(tiny: dict[str, Any])
     deterministic = torch.are_deterministic_algorithms_enabled()
     params = small_params(64, device="cuda", cuda_graphs=True, n_epochs=3)
     params["runtime"]["deterministic"] = False
-    root = tiny["root"] / "cuda_graphs"
+    root, settings = tiny["root"] / "cuda_graphs", settings_from(params)
     try:
         metrics = train_gan(
-            tiny["prepared"], 8, "dfgan", 0, params, out_dir=root / "model", checkpoint_path=root / "ckpt.pt",
-            live_dir=root / "live", metrics_path=root / "metrics.json", stats_path=tiny["stats"] / "train_8.npz",
+            tiny["prepared"], 8, GanConfig.of(settings, "dfgan", 0), GanRunOptions.of(settings),
+            GanRunPaths(root / "model", root / "ckpt.pt", root / "live", root / "metrics.json"),
+            stats_path=tiny["stats"] / "train_8.npz",
             extractor=TinyExtractor().to(torch.device("cuda")),
         )
     finally:

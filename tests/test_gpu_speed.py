@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from dfgan import acceleration
-from dfgan.acceleration import adam, cuda_graphs_wanted, learning_rate, restore_capturable_lr
-from dfgan.fid import FIDLoss, feature_statistics
-from dfgan.gan import crop_batch, epoch_batches, epoch_generator, paired_jitter, sync_free_fid, trace_sqrt_psd
+from dfgan.core import speed
+from dfgan.core.speed import adam, cuda_graphs_wanted, learning_rate, restore_capturable_lr
+from dfgan.gan.fid import FIDLoss, feature_statistics, sync_free_fid, trace_sqrt_psd
+from dfgan.gan.training import crop_batch, epoch_batches, epoch_generator, paired_jitter
 
 
 @pytest.mark.parametrize("d, n_real", [(16, 20), (256, 300)])
@@ -85,7 +85,7 @@ def test_jitter_and_order_draw_on_the_generators_device() -> None:
 
 def test_an_ignored_option_prints_one_line_per_process(monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setattr(acceleration, "_NOTICES", set())
+    monkeypatch.setattr(speed, "_NOTICES", set())
     cpu = torch.device("cpu")
     assert not cuda_graphs_wanted(False, cpu, "x.cuda_graphs")
     assert capsys.readouterr().out == ""

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from dfgan import inception
-from dfgan.fid import compute_features, feature_statistics, frechet_distance
-from dfgan.inception_net import FIDInceptionV3, load_torchscript_tensors
+from dfgan.gan import inception
+from dfgan.gan.fid import compute_features, feature_statistics, frechet_distance
+from dfgan.gan.inception_net import FIDInceptionV3, load_torchscript_tensors
 from tests.fakes import blob_xrays
 
 

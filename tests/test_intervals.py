@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dfgan import intervals
-from dfgan.intervals import (
+from dfgan.report import intervals
+from dfgan.report.intervals import (
     COCHRAN_COX, WELCH, adjusted_interval, calibration_rates, holm, paired_difference, simulate_null,
 )
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from dfgan.metrics import dice_per_image, dice_score, mean_and_sem
+from dfgan.seg.dice import dice_per_image, dice_score, mean_and_sem
 
 
 def square(size: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dfgan.networks import (
+from dfgan.gan.networks import (
     GANLoss,
     NLayerDiscriminator,
     build_discriminator,

@@ -11,13 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from dfgan import gan as gan_module
-from dfgan.config import load_params
-from dfgan.fid import FIDLoss, write_reference_stats
-from dfgan.gan import save_generator, train_gan
-from dfgan.networks import build_generator
-from dfgan.prepared import load_prepared
-from dfgan.synthesis import synthesize
+from dfgan.core.params_file import load_params
+from dfgan.core.paths import GanRunPaths, SynthRunPaths
+from dfgan.core.settings import settings_from
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan import training as gan_module
+from dfgan.gan.config import GanConfig, GanRunOptions
+from dfgan.gan.fid import FIDLoss, write_reference_stats
+from dfgan.gan.networks import build_generator
+from dfgan.gan.synthesis import SynthesisConfig, synthesize
+from dfgan.gan.training import save_generator, train_gan
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,9 +103,11 @@ def test_gan_trains_on_training_rows_only_with_full_fid_batches(
     params["data"]["image_size"] = 32
     params["gan"].update(ngf=8, ndf=8, batch_size=4, n_epochs=2, n_epochs_decay=1, checkpoint_every=9,
                          fid_eval_every=9, sample_count=2, device="cpu", lambda_fid=0.01, jitter_flip=False)
+    settings = settings_from(params)
     metrics = train_gan(
-        stamped["prepared"], SIZE, "dfgan", 0, params, out_dir=root / "model", checkpoint_path=root / "ck.pt",
-        live_dir=root / "live", metrics_path=root / "m.json", stats_path=root / "gstats" / f"train_{SIZE}.npz",
+        stamped["prepared"], SIZE, GanConfig.of(settings, "dfgan", 0), GanRunOptions.of(settings),
+        GanRunPaths(root / "model", root / "ck.pt", root / "live", root / "m.json"),
+        stats_path=root / "gstats" / f"train_{SIZE}.npz",
         extractor=extractor,
     )
     assert {stamped["ids"][r] for r in targets_seen} == stamped["train_ids"]
@@ -124,8 +129,9 @@ def test_gan_trains_on_training_rows_only_with_full_fid_batches(
     monkeypatch.setattr(type(generator), "forward", recording_generator)
     write_reference_stats(stamped["prepared"], [SIZE], root / "sstats", 4, CPU, extractor=extractor)
     params["synth"]["device"] = "cpu"
-    synthesize(stamped["prepared"], SIZE, "dfgan", 0, params, root / "gen", root / "synth", root / "s.json",
-               stats_dir=root / "sstats", extractor=extractor)
+    synthesize(stamped["prepared"], SIZE, "dfgan", 0, SynthesisConfig.of(settings_from(params)),
+               SynthRunPaths(root / "gen", root / "synth", root / "s.json"), stats_dir=root / "sstats",
+               extractor=extractor)
     with np.load(root / "synth" / "synthetic.npz") as arrays:
         sources = {stamped["ids"][int(r)] for r in np.concatenate([arrays["source_rows"], arrays["flipped_source_rows"]])}
         assert len(arrays["images"]) == 7

@@ -16,8 +16,8 @@ import psutil
 import pytest
 import yaml
 
-from dfgan import exp_queue, parallel
-from dfgan.parallel import StageGraph, parse_dag_dot, stages_to_run
+from dfgan.orchestrate import dag, devices, exp_queue, experiments, parallel
+from dfgan.orchestrate.dag import StageGraph, parse_dag_dot, stages_to_run
 from tests.pipeline_repo import PROJECT_ROOT, run
 
 DOT = """strict digraph {
@@ -65,26 +65,26 @@ def test_critical_path_starts_the_longest_chain_first() -> None:
 
 def test_durations_of_earlier_runs_set_the_priorities(tmp_path: Path) -> None:
     graph = parse_dag_dot(DOT)
-    assert parallel.load_durations(tmp_path) == {}
-    parallel.save_durations(tmp_path, {"a": 1.0, "d": 50.0})
-    parallel.save_durations(tmp_path, {"b": 2.0})
-    durations = parallel.load_durations(tmp_path)
+    assert dag.load_durations(tmp_path) == {}
+    dag.save_durations(tmp_path, {"a": 1.0, "d": 50.0})
+    dag.save_durations(tmp_path, {"b": 2.0})
+    durations = dag.load_durations(tmp_path)
     assert durations == {"a": 1.0, "b": 2.0, "d": 50.0}
-    priority = parallel.stage_priorities(graph, durations)
+    priority = dag.stage_priorities(graph, durations)
     assert priority["a"] == 51.0 and priority["c"] == 2.0  # c, never timed, counts as the median (2 s)
-    (tmp_path / parallel.DURATIONS_FILE).write_text("{broken")
+    (tmp_path / dag.DURATIONS_FILE).write_text("{broken")
     with pytest.raises(ValueError, match="durations.json"):
-        parallel.load_durations(tmp_path)
+        dag.load_durations(tmp_path)
 
 
 def test_simulated_schedule_follows_the_runner_policy() -> None:
     # a -> (b, c, d) in parallel; e independent. Durations: a 1, b 5, c 1, d 1, e 3.
     graph = parse_dag_dot('"a" -> "b";\n"a" -> "c";\n"a" -> "d";\n"e";\n')
     cost = {"a": 1.0, "b": 5.0, "c": 1.0, "d": 1.0, "e": 3.0}
-    timed = parallel.stage_priorities(graph, cost)
-    assert parallel.simulate_makespan(graph, cost.__getitem__, 1, timed) == sum(cost.values())
-    assert parallel.simulate_makespan(graph, cost.__getitem__, 2, timed) == 6.0  # a then b | e then c, d
-    assert parallel.simulate_makespan(graph, cost.__getitem__, 10, timed) == 6.0  # the critical path a -> b
+    timed = dag.stage_priorities(graph, cost)
+    assert dag.simulate_makespan(graph, cost.__getitem__, 1, timed) == sum(cost.values())
+    assert dag.simulate_makespan(graph, cost.__getitem__, 2, timed) == 6.0  # a then b | e then c, d
+    assert dag.simulate_makespan(graph, cost.__getitem__, 10, timed) == 6.0  # the critical path a -> b
 
 
 def test_topological_order_and_cycles() -> None:
@@ -96,25 +96,25 @@ def test_topological_order_and_cycles() -> None:
 
 
 def test_detect_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert parallel.detect_gpus("0, 2") == ["0", "2"]
-    assert parallel.detect_gpus("none") == []
-    assert parallel.detect_gpus("auto", {"CUDA_VISIBLE_DEVICES": "3,1"}) == ["3", "1"]
-    assert parallel.detect_gpus("auto", {"CUDA_VISIBLE_DEVICES": ""}) is None
-    assert parallel.detect_gpus("auto", {"CUDA_VISIBLE_DEVICES": "-1"}) is None
-    monkeypatch.setattr(parallel.shutil, "which", lambda _: None)
-    assert parallel.detect_gpus("auto", {}) is None
+    assert devices.detect_gpus("0, 2") == ["0", "2"]
+    assert devices.detect_gpus("none") == []
+    assert devices.detect_gpus("auto", {"CUDA_VISIBLE_DEVICES": "3,1"}) == ["3", "1"]
+    assert devices.detect_gpus("auto", {"CUDA_VISIBLE_DEVICES": ""}) is None
+    assert devices.detect_gpus("auto", {"CUDA_VISIBLE_DEVICES": "-1"}) is None
+    monkeypatch.setattr(devices.shutil, "which", lambda _: None)
+    assert devices.detect_gpus("auto", {}) is None
     with pytest.raises(ValueError, match="--gpus"):
-        parallel.detect_gpus(",")
+        devices.detect_gpus(",")
 
 
 def test_each_stage_sees_one_device() -> None:
-    env, label = parallel.stage_environment({"PATH": "/bin"}, "1")
+    env, label = devices.stage_environment({"PATH": "/bin"}, "1")
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and label == "GPU 1" and env["PATH"] == "/bin"
-    env, label = parallel.stage_environment({"CUDA_VISIBLE_DEVICES": "2,3,0,1"}, None)  # a dask-cuda worker
+    env, label = devices.stage_environment({"CUDA_VISIBLE_DEVICES": "2,3,0,1"}, None)  # a dask-cuda worker
     assert env["CUDA_VISIBLE_DEVICES"] == "2" and label == "GPU 2"
-    env, label = parallel.stage_environment({}, "")
+    env, label = devices.stage_environment({}, "")
     assert env["CUDA_VISIBLE_DEVICES"] == "" and label == "CPU"
-    env, label = parallel.stage_environment({}, None)
+    env, label = devices.stage_environment({}, None)
     assert "CUDA_VISIBLE_DEVICES" not in env and label == "CPU"
 
 
@@ -136,48 +136,48 @@ def test_parse_args_rejects_zero_workers() -> None:
 def test_placement_never_puts_more_than_k_on_a_device_and_fills_evenly() -> None:
     import random
 
-    devices = ["0", "1", "2"]
-    assert parallel.place_stage(devices, 2, {}) == "0"
-    assert parallel.place_stage(devices, 2, {"0": 1}) == "1"  # the least busy, not the first with room
-    assert parallel.place_stage(devices, 2, {"0": 2, "1": 1, "2": 1}) == "1"  # ties: the first listed
-    assert parallel.place_stage(devices, 2, {"0": 2, "1": 2, "2": 2}) is None
+    gpus = ["0", "1", "2"]
+    assert devices.place_stage(gpus, 2, {}) == "0"
+    assert devices.place_stage(gpus, 2, {"0": 1}) == "1"  # the least busy, not the first with room
+    assert devices.place_stage(gpus, 2, {"0": 2, "1": 1, "2": 1}) == "1"  # ties: the first listed
+    assert devices.place_stage(gpus, 2, {"0": 2, "1": 2, "2": 2}) is None
     with pytest.raises(ValueError, match="--per-gpu"):
-        parallel.place_stage(devices, 0, {})
+        devices.place_stage(gpus, 0, {})
     rng = random.Random(0)
     for per_device in (1, 2, 4):
         running: dict[str, int] = {}
         placed: list[str] = []  # the devices of the running stages
         for _ in range(500):
-            if placed and (rng.random() < 0.4 or len(placed) == per_device * len(devices)):
+            if placed and (rng.random() < 0.4 or len(placed) == per_device * len(gpus)):
                 running[placed.pop(rng.randrange(len(placed)))] -= 1
                 continue
             before = dict(running)
-            device = parallel.place_stage(devices, per_device, running)
+            device = devices.place_stage(gpus, per_device, running)
             assert device is not None  # a free slot exists while fewer than K x devices run
             running[device] = running.get(device, 0) + 1
             placed.append(device)
             assert max(running.values()) <= per_device
-            assert running[device] - 1 == min(before.get(d, 0) for d in devices)  # went to a least busy device
+            assert running[device] - 1 == min(before.get(d, 0) for d in gpus)  # went to a least busy device
         # From empty, n stages fill the devices evenly: counts differ by at most one.
         filled: dict[str, int] = {}
-        for _ in range(per_device * len(devices)):
-            device = parallel.place_stage(devices, per_device, filled)
+        for _ in range(per_device * len(gpus)):
+            device = devices.place_stage(gpus, per_device, filled)
             assert device is not None
             filled[device] = filled.get(device, 0) + 1
-            assert max(filled.values()) - min(filled.get(d, 0) for d in devices) <= 1
-        assert filled == {d: per_device for d in devices}
+            assert max(filled.values()) - min(filled.get(d, 0) for d in gpus) <= 1
+        assert filled == {d: per_device for d in gpus}
 
 
 def test_local_slots_and_thread_shares() -> None:
-    assert parallel.local_slots(2, 4, None) == (4, 8)  # --per-gpu 4 on 2 GPUs: 8 workers
-    assert parallel.local_slots(2, None, None) == (1, 2)  # one stage per GPU, as before
-    assert parallel.local_slots(2, None, 3) == (2, 3)  # --workers 3: at most 2 on a GPU (the old round-robin)
-    assert parallel.local_slots(2, 4, 5) == (4, 5)
+    assert devices.local_slots(2, 4, None) == (4, 8)  # --per-gpu 4 on 2 GPUs: 8 workers
+    assert devices.local_slots(2, None, None) == (1, 2)  # one stage per GPU, as before
+    assert devices.local_slots(2, None, 3) == (2, 3)  # --workers 3: at most 2 on a GPU (the old round-robin)
+    assert devices.local_slots(2, 4, 5) == (4, 5)
     with pytest.raises(ValueError, match="more than --per-gpu 4 x 2"):
-        parallel.local_slots(2, 4, 9)
-    assert parallel.thread_share(16, 8) == 2 and parallel.thread_share(2, 8) == 1 and parallel.thread_share(7, 2) == 3
+        devices.local_slots(2, 4, 9)
+    assert devices.thread_share(16, 8) == 2 and devices.thread_share(2, 8) == 1 and devices.thread_share(7, 2) == 3
 
-    def placement(*argv: str, gpus: list[str] | None, cpus: int) -> tuple[int, parallel.Placement]:
+    def placement(*argv: str, gpus: list[str] | None, cpus: int) -> tuple[int, devices.Placement]:
         return parallel.local_placement(parallel.parse_args(list(argv)), gpus, cpus)
 
     workers, place = placement("--per-gpu", "4", gpus=["0", "1"], cpus=16)
@@ -191,12 +191,12 @@ def test_local_slots_and_thread_shares() -> None:
 
 
 def test_stage_environment_gets_the_thread_share_unless_omp_is_set() -> None:
-    env, label = parallel.stage_environment({}, "1", threads=4)
-    assert {name: env[name] for name in parallel.THREAD_VARIABLES} == dict.fromkeys(parallel.THREAD_VARIABLES, "4")
+    env, label = devices.stage_environment({}, "1", threads=4)
+    assert {name: env[name] for name in devices.THREAD_VARIABLES} == dict.fromkeys(devices.THREAD_VARIABLES, "4")
     assert env["CUDA_VISIBLE_DEVICES"] == "1" and label == "GPU 1, 4 thread(s)"
-    env, label = parallel.stage_environment({"OMP_NUM_THREADS": "6"}, "", threads=4)  # the user's choice wins
+    env, label = devices.stage_environment({"OMP_NUM_THREADS": "6"}, "", threads=4)  # the user's choice wins
     assert env["OMP_NUM_THREADS"] == "6" and "MKL_NUM_THREADS" not in env and label == "CPU, 6 thread(s)"
-    env, _ = parallel.stage_environment({"OMP_NUM_THREADS": "6"}, "", threads=4, force_threads=True)
+    env, _ = devices.stage_environment({"OMP_NUM_THREADS": "6"}, "", threads=4, force_threads=True)
     assert env["OMP_NUM_THREADS"] == "4" and env["OPENBLAS_NUM_THREADS"] == "4"
 
 
@@ -210,11 +210,11 @@ def test_cluster_resource_arithmetic() -> None:
         "tcp://b:2": {"host": "b", "nthreads": 8, "resources": {}},
     }
     cpus = {"tcp://a:1": 32, "tcp://a:2": 32, "tcp://b:1": 8, "tcp://b:2": 8}
-    assert parallel.cluster_thread_shares(workers, cpus) == {"tcp://a:1": 4, "tcp://a:2": 4, "tcp://b:1": 8,
+    assert devices.cluster_thread_shares(workers, cpus) == {"tcp://a:1": 4, "tcp://a:2": 4, "tcp://b:1": 8,
                                                              "tcp://b:2": 8}
     # Without GPU resources every worker thread runs a stage: host b then runs 9 at once on 8 cores.
     cpu_only = {address: {**info, "resources": {}} for address, info in workers.items()}
-    assert parallel.cluster_thread_shares(cpu_only, cpus) == {"tcp://a:1": 4, "tcp://a:2": 4, "tcp://b:1": 1,
+    assert devices.cluster_thread_shares(cpu_only, cpus) == {"tcp://a:1": 4, "tcp://a:2": 4, "tcp://b:1": 1,
                                                               "tcp://b:2": 1}
 
 
@@ -241,7 +241,7 @@ def test_set_params_applies_overrides_as_dvc_exp_run_does(tmp_path: Path) -> Non
     (repo / "extra.yaml").write_text("a:\n  b: 1\n")
     before = (repo / "params.yaml").read_bytes()
     overrides = ["gan.lambda_l1=50", "gan.seeds=[0,1]", "extra.yaml:a.b=2"]
-    originals = parallel.set_params(repo, overrides)
+    originals = experiments.set_params(repo, overrides)
     assert originals == {repo / "params.yaml": before, repo / "extra.yaml": b"a:\n  b: 1\n"}
     params = yaml.safe_load((repo / "params.yaml").read_text())
     assert params["gan"]["lambda_l1"] == 50 and params["gan"]["seeds"] == [0, 1]
@@ -249,7 +249,7 @@ def test_set_params_applies_overrides_as_dvc_exp_run_does(tmp_path: Path) -> Non
     reference = params_repo(tmp_path / "reference") / "params.yaml"  # what `dvc exp run -S` writes, byte for byte
     apply_overrides(reference, overrides[:2])
     assert (repo / "params.yaml").read_bytes() == reference.read_bytes()
-    parallel.restore_files(originals)
+    experiments.restore_files(originals)
     assert (repo / "params.yaml").read_bytes() == before
 
 
@@ -261,12 +261,12 @@ def test_set_params_applies_overrides_as_dvc_exp_run_does(tmp_path: Path) -> Non
     ("gan.lambda_l1=50,200", "-S gan.lambda_l1=50,200: a sweep is one experiment per value"),
 ])
 def test_a_bad_override_fails_with_one_line_and_changes_nothing(tmp_path: Path, override: str, message: str) -> None:
-    from dfgan.errors import InputError
+    from dfgan.core.errors import InputError
 
     repo = params_repo(tmp_path / "repo")
     before = (repo / "params.yaml").read_bytes()
     with pytest.raises(InputError) as caught:
-        parallel.set_params(repo, ["gan.lambda_l1=50", override])
+        experiments.set_params(repo, ["gan.lambda_l1=50", override])
     assert len(caught.value.lines()) == 1 and caught.value.lines()[0].startswith(message), caught.value.lines()
     assert (repo / "params.yaml").read_bytes() == before
 
@@ -303,7 +303,7 @@ def make_toy_repo(root: Path, stages: dict[str, dict[str, object]], files: dict[
 
 def runner(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    return subprocess.run([sys.executable, "-m", "dfgan.parallel", "--repo", str(repo), *args], env=env, text=True,
+    return subprocess.run([sys.executable, "-m", "dfgan.orchestrate.parallel", "--repo", str(repo), *args], env=env, text=True,
                           capture_output=True, timeout=300)
 
 
@@ -357,7 +357,7 @@ def test_ctrl_c_stops_running_stages_cleanly_and_a_rerun_completes(tmp_path: Pat
     repo = make_toy_repo(tmp_path / "toy", stages)
     (repo / "hold").write_text("")
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "dfgan.parallel", "--repo", str(repo), "--workers", "2"],
+    proc = subprocess.Popen([sys.executable, "-m", "dfgan.orchestrate.parallel", "--repo", str(repo), "--workers", "2"],
                             env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while not (repo / "slow.pid").exists():
@@ -453,13 +453,13 @@ def test_per_gpu_puts_at_most_k_stages_on_each_device_with_a_thread_share(tmp_pa
     stages: dict[str, dict[str, object]] = {name: {"cmd": RECORD.replace("{out}", f"{name}.json"),
                                                    "outs": [f"{name}.json"]} for name in names}
     repo = make_toy_repo(tmp_path / "toy", stages)
-    env = {key: value for key, value in os.environ.items() if key not in parallel.THREAD_VARIABLES}
+    env = {key: value for key, value in os.environ.items() if key not in devices.THREAD_VARIABLES}
     # Fake device ids: the test checks the placement, not a GPU.
-    result = subprocess.run([sys.executable, "-m", "dfgan.parallel", "--repo", str(repo), "--gpus", "7,9",
+    result = subprocess.run([sys.executable, "-m", "dfgan.orchestrate.parallel", "--repo", str(repo), "--gpus", "7,9",
                              "--per-gpu", "2"], env={**env, "PYTHONPATH": str(PROJECT_ROOT)}, text=True,
                             capture_output=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    share = parallel.thread_share(parallel.usable_cpus(), 4)
+    share = devices.thread_share(devices.usable_cpus(), 4)
     assert f"4 local worker(s), GPUs 7,9, up to 2 stage(s) each; {share} CPU thread(s) per stage" in result.stdout
     records = [json.loads((repo / f"{name}.json").read_text()) for name in names]
     assert {record["device"] for record in records} == {"7", "9"}

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dfgan.parallel import EXIT_INTERRUPTED
+from dfgan.orchestrate.parallel import EXIT_INTERRUPTED
 from tests.pipeline_repo import ReproducedPipeline, make_pipeline_repo, reproducible_results, run, stages_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -28,7 +28,7 @@ def differences(got: dict[str, Any], expected: dict[str, Any]) -> list[str]:
 
 
 def runner(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return run([sys.executable, "-m", "dfgan.parallel", "--workers", "2", *args], repo, check=False)
+    return run([sys.executable, "-m", "dfgan.orchestrate.parallel", "--workers", "2", *args], repo, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_runner_interrupted_mid_way_then_rerun_gives_the_same_results(
     _, expected = sequential
     repo = make_pipeline_repo(tmp_path / "repo")
     target = "synthesize@4-dfgan-0"  # its ancestors include the GAN, which resumes from its checkpoint
-    proc = subprocess.Popen([sys.executable, "-m", "dfgan.parallel", "--workers", "2", target], cwd=repo,
+    proc = subprocess.Popen([sys.executable, "-m", "dfgan.orchestrate.parallel", "--workers", "2", target], cwd=repo,
                             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     seen = []

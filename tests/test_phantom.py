@@ -11,8 +11,8 @@ import pandas as pd
 import pydicom
 import pytest
 
-from dfgan.dicom_io import read_dicom
-from dfgan.phantom import (
+from dfgan.data.dicom_io import read_dicom
+from dfgan.data.phantom import (
     CSV_HEADER,
     REAL_MASK_STATS,
     generate_phantom,
@@ -20,7 +20,7 @@ from dfgan.phantom import (
     render_phantom,
     sample_crescents,
 )
-from dfgan.rle import decode_union, rle_decode
+from dfgan.data.rle import decode_union, rle_decode
 
 SIZE = 256
 

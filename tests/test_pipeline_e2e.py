@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dfgan.phantom import generate_phantom
+from dfgan.data.phantom import generate_phantom
 from tests.pipeline_repo import ReproducedPipeline, make_pipeline_repo, run, stages_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

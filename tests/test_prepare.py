@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 import yaml
 
-from dfgan.dicom_io import read_dicom, write_dicom
-from dfgan.phantom import generate_phantom
-from dfgan.prepare import PrepareError, prepare_dataset, read_rle_table, resize_mask
-from dfgan.prepared import load_prepared
-from dfgan.rle import code_reading, decode_union, mask_runs
+from dfgan.core.params_file import load_params
+from dfgan.core.validation import validate_params
+from dfgan.data.dicom_io import read_dicom, write_dicom
+from dfgan.data.phantom import generate_phantom
+from dfgan.data.prepare import PrepareError, prepare_dataset, read_rle_table, resize_mask
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.data.rle import code_reading, decode_union, mask_runs
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NATIVE = 256
@@ -264,9 +266,11 @@ def test_sizes_larger_than_the_positives_are_refused(phantom_tree: Path, tmp_pat
     assert_nothing_written(tmp_path)
 
 
-def test_unknown_missing_dicom_policy_is_refused(phantom_tree: Path, tmp_path: Path) -> None:
-    with pytest.raises(PrepareError, match="missing_dicom"):
-        run(phantom_tree, tmp_path, missing_dicom="ignore")
+def test_unknown_missing_dicom_policy_is_refused() -> None:
+    """By the params check, once, before any stage: the library trusts the settings it is handed."""
+    params = load_params(Path(__file__).resolve().parents[1] / "params.yaml")
+    params["data"]["missing_dicom"] = "ignore"
+    assert "params.yaml: data.missing_dicom: must be one of report, error, got the text 'ignore'" in validate_params(params)
 
 
 def test_a_failed_run_leaves_an_earlier_output_intact(raw: Path, tmp_path: Path) -> None:
@@ -393,7 +397,7 @@ def test_a_stale_staging_directory_is_removed_and_git_ignored(phantom_tree: Path
 KILLED_WHILE_WRITING = """
 import sys, time
 from pathlib import Path
-import dfgan.prepare as prepare
+import dfgan.data.prepare as prepare
 
 def write_then_hang(directory, images, *rest):
     Path(directory).mkdir(parents=True)

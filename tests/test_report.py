@@ -12,11 +12,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from dfgan import paper_results
-from dfgan.prepared import save_prepared
-from dfgan.report import REPORT_FILES, build_report, metrics_file, per_image_file
-from dfgan.training_sets import REAL, uses_synthetic
-from dfgan.synthetic_data import synthetic_path
+from dfgan.core.paths import REPORT_FILES, seg_run
+from dfgan.core.settings import ReportSettings
+from dfgan.data.prepared_arrays import save_prepared
+from dfgan.gan.synthetic_sets import synthetic_path
+from dfgan.report import paper_results
+from dfgan.report.build import ReportConfig, build_report
+from dfgan.seg.training_sets import REAL, uses_synthetic
 from stages import report as report_stage
 
 S = 32
@@ -62,7 +64,7 @@ def write_inputs(
     for size in sizes:
         for condition in [REAL, *conditions]:
             for aug in ("none", "classic"):
-                path = metrics_file(seg, size, condition, aug)
+                path = seg_run(size, condition, aug, metrics_root=seg).metrics_path
                 path.parent.mkdir(parents=True, exist_ok=True)
                 dice = FAKE_DICE[condition] + AUG_BONUS[aug]
                 gans = list(gan_seeds) if uses_synthetic(condition) else [None] * len(SEEDS)
@@ -71,7 +73,7 @@ def write_inputs(
                     "gan_seed_per_seed": gans, "rounds": 4, "best_round_per_seed": [4, 2, 3],
                     "optimizer_steps_per_seed": [40, 40, 40], "empty_fraction": 0.25,
                 }))
-                per_image = per_image_file(seg_data, size, condition, aug)
+                per_image = seg_run(size, condition, aug, data_root=seg_data).per_image_path
                 per_image.parent.mkdir(parents=True, exist_ok=True)
                 pd.DataFrame(
                     [{"seed": seed, "row": max(sizes) + i, "dice": dice + shared[k, i]}
@@ -82,10 +84,9 @@ def write_inputs(
 
 
 def run_report(paths: dict[str, Path], sizes: Sequence[int], conditions: Sequence[str]) -> dict:
-    return build_report(
-        sizes, conditions, paths["seg"], paths["seg_data"], paths["synthetic"], paths["out"], paths["prepared"], 4,
-        gan_seed=0, primary="dfgan-classic", level=0.95, min_units=3, fid_weights={"dfgan": 0.01},
-    )
+    report = ReportSettings(sample_count=4, primary="dfgan-classic", level=0.95, min_units=3)
+    config = ReportConfig(tuple(sizes), tuple(conditions), gan_seed=0, fid_weights={"dfgan": 0.01}, report=report)
+    return build_report(config, paths["seg"], paths["seg_data"], paths["synthetic"], paths["out"], paths["prepared"])
 
 
 def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
@@ -155,7 +156,7 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
 
 def test_missing_metrics_file_is_named(tmp_path: Path) -> None:
     paths = write_inputs(tmp_path, [16], CONDITIONS)
-    missing = metrics_file(paths["seg"], 16, "dfgan", "classic")
+    missing = seg_run(16, "dfgan", "classic", metrics_root=paths["seg"]).metrics_path
     missing.unlink()
     with pytest.raises(FileNotFoundError, match=r"real\+dfgan-classic\.json"):
         run_report(paths, [16], CONDITIONS)

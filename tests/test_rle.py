@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from dfgan.rle import RLEError, code_reading, decode_union, is_empty_code, rle_decode, rle_encode
+from dfgan.data.rle import RLEError, code_reading, decode_union, is_empty_code, rle_decode, rle_encode
 
 
 def test_hand_made_4x4_pins_column_major_and_relative_starts() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -13,18 +14,23 @@ import pytest
 import torch
 from torch import nn
 
-from dfgan.prepared import load_prepared, save_prepared, split_pools, validation_count
-from dfgan.segmentation import (
-    BceDiceLoss, CyclingBatchSampler, build_model, build_seed_augmentation, evaluate, make_schedule, run_condition,
-    train_batches, training_rounds,
+from dfgan.core.params_file import load_settings
+from dfgan.core.paths import SegRunPaths, run_label
+from dfgan.core.settings import ClassicAugmentation, NoAugmentation, with_values
+from dfgan.core.splits import validation_count
+from dfgan.data.prepared_arrays import load_prepared, save_prepared, split_pools
+from dfgan.gan.synthetic_sets import SYNTHETIC_KEYS, synthetic_path
+from dfgan.seg.augment import build_augmentation, identity_augmentation
+from dfgan.seg.config import SegConfig
+from dfgan.seg.experiment import build_seed_augmentation, run_condition
+from dfgan.seg.fit import CyclingBatchSampler, make_schedule, train_batches, training_rounds
+from dfgan.seg.model import BceDiceLoss, build_model, evaluate
+from dfgan.seg.training_sets import (
+    PART_FLIPPED, PART_REAL, PART_REAL_REPEAT, PART_SYNTHETIC, assemble_training_set, gan_seed_for, parse_condition,
+    trained_conditions,
 )
-from dfgan.training_sets import (
-    PART_FLIPPED, PART_REAL, PART_REAL_REPEAT, PART_SYNTHETIC, assemble_training_set, conditions_from_params,
-    gan_seed_for, parse_condition, run_label,
-)
-from dfgan.augment import build_augmentation, identity_augmentation
-from dfgan.synthetic_data import SYNTHETIC_KEYS, synthetic_path
 
+REPO = Path(__file__).resolve().parents[1]
 S = 32  # smp's depth-5 encoders need sizes divisible by 32
 N_TRAIN = 8  # the pool of the largest size; val_fraction 0.25 holds 2 of them out for validation
 N_VAL = 2
@@ -108,8 +114,10 @@ def test_condition_names_and_labels() -> None:
     assert run_label("real", "none") == "real-none"
     assert run_label("real2x", "none") == "real2x-none"
     assert run_label("dfgan2x", "classic") == "real+dfgan2x-classic"
-    params = {"variants": ["pix2pix", "dfgan"], "seg": {"real_conditions": ["real", "real2x"], "flipped_variants": ["dfgan"]}}
-    assert conditions_from_params(params) == ["real", "real2x", "pix2pix", "dfgan", "dfgan2x"]
+    settings = with_values(load_settings(REPO / "params.yaml"), {
+        "variants": ["pix2pix", "dfgan"], "seg.real_conditions": ["real", "real2x"], "seg.flipped_variants": ["dfgan"],
+    })
+    assert trained_conditions(settings) == ["real", "real2x", "pix2pix", "dfgan", "dfgan2x"]
 
 
 def test_validation_split_is_fixed_per_size_and_leaves_training_images() -> None:
@@ -195,10 +203,10 @@ def test_synthetic_errors_name_the_problem(project: dict[str, Path]) -> None:
 
 def test_steps_schedule_gives_every_condition_the_same_steps(project: dict[str, Path]) -> None:
     prepared = load_prepared(project["prepared"])
-    params = tiny_seg_params(schedule="steps", epochs=3, budget_factor=2.0, batch_size=4)
-    schedule = make_schedule(params, len(prepared.train(N_TRAIN)))
+    config = tiny_seg(schedule="steps", epochs=3, budget_factor=2.0, batch_size=4)
+    schedule = make_schedule(config, len(prepared.train(N_TRAIN)))
     assert schedule.steps_per_round == int(np.ceil(2.0 * N_FIT / 4)) == 3
-    augmentation = build_augmentation("none", {}, S)
+    augmentation = build_augmentation(NoAugmentation(), S)
     counts = {}
     for condition in ("real", "real2x", "dfgan", "dfgan2x"):
         data = assemble_training_set(prepared, project["synthetic"], N_TRAIN, condition)
@@ -207,7 +215,7 @@ def test_steps_schedule_gives_every_condition_the_same_steps(project: dict[str, 
         assert all(len(images) == 4 for r in rounds for images, _ in r)  # full batches only
     assert all(c == [3, 3, 3] for c in counts.values()), counts
     # The literal protocol: one pass per round, so R + 2S takes three times the steps of R.
-    epochs = make_schedule(tiny_seg_params(schedule="epochs", epochs=2, batch_size=2), N_FIT)
+    epochs = make_schedule(tiny_seg(schedule="epochs", epochs=2, batch_size=2), N_FIT)
     passes = {}
     for condition in ("real", "dfgan2x"):
         data = assemble_training_set(prepared, project["synthetic"], N_TRAIN, condition)
@@ -219,9 +227,8 @@ def test_steps_schedule_gives_every_condition_the_same_steps(project: dict[str, 
 @pytest.mark.parametrize("kind", ["steps", "epochs"])
 def test_loader_workers_repeat_exactly_for_a_seed_and_worker_count(project: dict[str, Path], kind: str) -> None:
     data = assemble_training_set(load_prepared(project["prepared"]), project["synthetic"], N_TRAIN, "dfgan", 0)
-    classic = tiny_seg_params()["augmentations"]["classic"]
-    augmentation = build_augmentation("classic", classic, int(data.train_images.shape[-1]))
-    schedule = make_schedule({**tiny_seg_params(), "schedule": kind, "epochs": 2}, N_TRAIN)
+    augmentation = build_augmentation(CLASSIC, int(data.train_images.shape[-1]))
+    schedule = make_schedule(tiny_seg(schedule=kind, epochs=2), N_TRAIN)
 
     def draws(workers: int, seed: int) -> list[torch.Tensor]:
         torch.manual_seed(123)  # the global RNG must not matter with workers: each is seeded from the seed alone
@@ -275,22 +282,19 @@ def test_loss_weights_and_model_output_shape() -> None:
         assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 1, 32, 32)
 
 
-def tiny_seg_params(**overrides: Any) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "encoder": "resnet18", "encoder_weights": None, "decoder_channels": [32, 16, 8, 8, 4],
-        "seeds": [0, 1], "schedule": "steps", "epochs": 1, "budget_factor": 2.0, "batch_size": 4,
-        "lr": 0.001, "bce_weight": 1.0, "dice_weight": 1.0, "threshold": 0.5,
-        "device": "auto", "workers": 0, "augment_on": "loader", "compile": "off",
-        "augmentations": {
-            "none": {},
-            "classic": {
-                "hflip_p": 0.5, "rotate_degrees": 10, "crop_scale_min": 0.8, "crop_ratio_max": 1.1,
-                "elastic_p": 0.3, "elastic_alpha": 20.0, "elastic_sigma": 4.0,
-            },
-        },
-    }
-    params.update(overrides)
-    return params
+CLASSIC = ClassicAugmentation(hflip_p=0.5, rotate_degrees=10.0, crop_scale_min=0.8, crop_ratio_max=1.1, elastic_p=0.3,
+                              elastic_alpha=20.0, elastic_sigma=4.0)
+
+
+def tiny_seg(aug: str = "classic", **overrides: Any) -> SegConfig:
+    """A small U-Net++ run config (random resnet18 weights, narrow decoder, one round)."""
+    config = SegConfig(
+        encoder="resnet18", decoder_channels=(32, 16, 8, 8, 4), encoder_weights=None, encoder_weights_path=None,
+        seeds=(0, 1), schedule="steps", epochs=1, patience=None, budget_factor=2.0, batch_size=4, lr=0.001,
+        bce_weight=1.0, dice_weight=1.0, threshold=0.5, device="auto", compile="off", cuda_graphs=False, workers=0,
+        augment_on="loader", aug=aug, augmentation=CLASSIC if aug == "classic" else NoAugmentation(),
+    )
+    return dataclasses.replace(config, **overrides)
 
 
 @pytest.mark.slow  # seconds alone; tens of seconds on a shared 2-core box
@@ -303,8 +307,8 @@ def test_run_condition_end_to_end_writes_metrics_csv_and_curves(
     live_dir = out / "dvclive"
     start = time.perf_counter()
     result = run_condition(
-        project["prepared"], project["synthetic"], N_TRAIN, "dfgan2x", "classic", tiny_seg_params(), [0, 1],
-        metrics_path, per_image_path, live_dir, deterministic=False,
+        project["prepared"], project["synthetic"], N_TRAIN, "dfgan2x", tiny_seg("classic"), [0, 1],
+        SegRunPaths(per_image_path.parent, per_image_path, metrics_path, live_dir), deterministic=False,
     )
     print(f"tiny run_condition (2 seeds x 1 epoch, 32x32): {time.perf_counter() - start:.1f} s")
 
@@ -331,13 +335,9 @@ def test_run_condition_end_to_end_writes_metrics_csv_and_curves(
         assert (curves / f"seed{seed}" / "val_dice.tsv").is_file()
 
 
-def test_run_condition_rejects_an_unknown_augmentation(project: dict[str, Path]) -> None:
-    out = project["root"]
+def test_an_unknown_augmentation_is_refused() -> None:
     with pytest.raises(KeyError, match="heavy"):
-        run_condition(
-            project["prepared"], project["synthetic"], N_TRAIN, "real", "heavy", tiny_seg_params(), [],
-            out / "m.json", out / "p.csv", out / "live", deterministic=False,
-        )
+        SegConfig.of(load_settings(REPO / "params.yaml").seg, "heavy")
 
 
 @pytest.mark.slow  # seconds alone; tens of seconds on a shared 2-core box
@@ -345,11 +345,11 @@ def test_run_condition_repeats_exactly_for_a_seed(
     project: dict[str, Path], one_thread: None
 ) -> None:
     out = project["root"]
-    params = tiny_seg_params(seeds=[3])
+    config = tiny_seg("classic", seeds=(3,))
     runs = [
         run_condition(
-            project["prepared"], project["synthetic"], N_TRAIN, "pix2pix", "classic", params, [0],
-            out / f"m{i}.json", out / f"p{i}.csv", out / f"live{i}", deterministic=False,
+            project["prepared"], project["synthetic"], N_TRAIN, "pix2pix", config, [0],
+            SegRunPaths(out, out / f"p{i}.csv", out / f"m{i}.json", out / f"live{i}"), deterministic=False,
         )
         for i in range(2)
     ]
@@ -360,11 +360,11 @@ def test_run_condition_repeats_exactly_for_a_seed(
 
 def test_augment_on_device_moves_classic_augmentation_from_the_loader_to_the_batch() -> None:
     cpu = torch.device("cpu")
-    params = tiny_seg_params(augment_on="device")
-    per_sample, per_batch = build_seed_augmentation(params, "classic", 32, seed=0, device=cpu)
+    config = tiny_seg("classic", augment_on="device")
+    per_sample, per_batch = build_seed_augmentation(config, 32, seed=0, device=cpu)
     assert per_batch is not None and per_sample is identity_augmentation  # the loader only converts
     for aug, on in (("classic", "loader"), ("none", "device"), ("none", "loader")):
-        per_sample, per_batch = build_seed_augmentation(tiny_seg_params(augment_on=on), aug, 32, seed=0, device=cpu)
+        per_sample, per_batch = build_seed_augmentation(tiny_seg(aug, augment_on=on), 32, seed=0, device=cpu)
         assert per_batch is None
         assert (per_sample is identity_augmentation) == (aug == "none")
 
@@ -382,8 +382,8 @@ def test_augment_on_device_moves_classic_augmentation_from_the_loader_to_the_bat
     _, steps, _ = train_batches(model, iter([(images, masks)] * 3), BceDiceLoss(1.0, 1.0), optimizer, cpu, spy)
     assert steps == 3 and len(seen) == 3
 
-    _, augment = build_seed_augmentation(params, "classic", 32, seed=5, device=cpu)
-    _, again = build_seed_augmentation(params, "classic", 32, seed=5, device=cpu)
+    _, augment = build_seed_augmentation(config, 32, seed=5, device=cpu)
+    _, again = build_seed_augmentation(config, 32, seed=5, device=cpu)
     first, repeat = augment(images, masks), again(images, masks)
     assert torch.equal(first[0], repeat[0]) and torch.equal(first[1], repeat[1])  # seeded: repeats exactly
     assert not torch.equal(augment(images, masks)[0], first[0])  # the next batch gets a new draw
@@ -396,7 +396,7 @@ def test_images_on_the_device_give_the_loaders_batches(project: dict[str, Path],
     batches are those the per-sample loader path yields (here forced with an identity that is not the identity)."""
     prepared = load_prepared(project["prepared"])
     data = assemble_training_set(prepared, project["synthetic"], N_TRAIN, "dfgan", 0)
-    schedule = make_schedule(tiny_seg_params(schedule=kind, epochs=3, batch_size=4), N_FIT)
+    schedule = make_schedule(tiny_seg(schedule=kind, epochs=3, batch_size=4), N_FIT)
     cpu = torch.device("cpu")
     on_device = [list(r) for r in training_rounds(data, identity_augmentation, schedule, 7, cpu)]
     per_sample = [list(r) for r in training_rounds(data, lambda i, m: (i, m), schedule, 7, cpu)]
@@ -432,15 +432,16 @@ def test_train_batches_sums_the_loss_on_the_device_as_python_floats_did() -> Non
 def test_seg_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
     project: dict[str, Path], one_thread: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dfgan import acceleration
+    from dfgan.core import speed
 
-    monkeypatch.setattr(acceleration, "_NOTICES", set())
+    monkeypatch.setattr(speed, "_NOTICES", set())
     out = project["root"]
     tables = []
     for graphs in (False, True):
-        params = tiny_seg_params(seeds=[0, 1], augment_on="device", cuda_graphs=graphs, device="cpu")
-        run_condition(project["prepared"], project["synthetic"], N_TRAIN, "real", "classic", params, [0],
-                      out / f"m{graphs}.json", out / f"p{graphs}.csv", out / f"live{graphs}", deterministic=False)
+        config = tiny_seg("classic", seeds=(0, 1), augment_on="device", cuda_graphs=graphs, device="cpu")
+        run_condition(project["prepared"], project["synthetic"], N_TRAIN, "real", config, [0],
+                      SegRunPaths(out, out / f"p{graphs}.csv", out / f"m{graphs}.json", out / f"live{graphs}"),
+                      deterministic=False)
         tables.append(pd.read_csv(out / f"p{graphs}.csv"))
         lines = [line for line in capsys.readouterr().out.splitlines() if "cuda_graphs" in line]
         assert lines == (["seg.cuda_graphs: ignored, CUDA graphs need a CUDA device (running on cpu)"] if graphs else [])
@@ -449,7 +450,7 @@ def test_seg_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_a_captured_unet_step_gives_the_eager_losses() -> None:
-    from dfgan.throughput import captured_vs_eager_seg
+    from benchmarks.throughput import captured_vs_eager_seg
 
-    difference, used = captured_vs_eager_seg(tiny_seg_params(), 32, torch.device("cuda"), steps=7)
+    difference, used = captured_vs_eager_seg(tiny_seg(), 32, torch.device("cuda"), steps=7)
     assert used and difference < 1e-4, difference

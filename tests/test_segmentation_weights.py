@@ -1,5 +1,5 @@
 """seg.encoder_weights_path: the U-Net++ encoder's pretrained weights from a file on disk, for machines without
-network (dfgan.encoder_weights). Small resnet18 U-Net++s on the CPU; nothing is downloaded."""
+network (dfgan.seg.encoder_weights). Small resnet18 U-Net++s on the CPU; nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import torchvision
 import yaml
 from safetensors.torch import save_file
 
-from dfgan.errors import InputError
-from dfgan.params_schema import problems_in
-from dfgan.segmentation import build_model
+from dfgan.core.errors import InputError
+from dfgan.core.validation import problems_in
+from dfgan.seg.model import build_model
 from tests.pipeline_repo import PROJECT_ROOT
 
 DECODER = [32, 16, 8, 8, 4]

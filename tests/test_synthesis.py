@@ -15,12 +15,14 @@ import pytest
 import torch
 import yaml
 
-from dfgan.config import load_params
-from dfgan.fid import write_reference_stats
-from dfgan.gan import save_generator
-from dfgan.networks import build_generator
-from dfgan.prepared import load_prepared
-from dfgan.synthesis import synthesize
+from dfgan.core.params_file import load_params
+from dfgan.core.paths import SynthRunPaths
+from dfgan.core.settings import settings_from
+from dfgan.data.prepared_arrays import load_prepared
+from dfgan.gan.fid import write_reference_stats
+from dfgan.gan.networks import build_generator
+from dfgan.gan.synthesis import SynthesisConfig, synthesize
+from dfgan.gan.training import save_generator
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +58,8 @@ def run(setup: dict[str, Any], name: str, **synth: Any) -> tuple[dict[str, Any],
     params = copy.deepcopy(setup["params"])
     params["synth"].update(synth)
     out = setup["root"] / name
-    metrics = synthesize(setup["prepared"], 6, "dfgan", 0, params, setup["root"] / "model", out, out / "metrics.json",
+    files = SynthRunPaths(setup["root"] / "model", out, out / "metrics.json")
+    metrics = synthesize(setup["prepared"], 6, "dfgan", 0, SynthesisConfig.of(settings_from(params)), files,
                          stats_dir=setup["stats"], extractor=setup["extractor"])
     with np.load(out / "synthetic.npz") as data:
         return metrics, {k: data[k] for k in data.files}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dfgan.training_log import PlainLive, open_live
+from dfgan.core.training_log import PlainLive, open_live
 
 
 def _files(root: Path) -> dict[str, str]:
@@ -14,7 +14,7 @@ def _files(root: Path) -> dict[str, str]:
 
 
 def _log(live, resume_part: bool = False) -> None:
-    """The calls gan.py and segmentation.py make: set step, nested and flat names, unplotted metrics, summaries."""
+    """The calls gan/training.py and seg/fit.py make: set step, nested and flat names, unplotted metrics, summaries."""
     with live:
         for i in range(3):
             live.step = i * 4 + (10 if resume_part else 0)

@@ -1,0 +1,1 @@
+"""The GANs: the FID Inception and statistics, pix2pix / DF-GAN training, and the synthetic sets they make."""

@@ -1,0 +1,244 @@
+"""The report stage: reads the segmentation results, writes Tables 1 and 2, Figures 3 and 4, Dice vs training size
+and the headline summary (:data:`dfgan.core.paths.REPORT_FILES`).
+
+Inputs are listed from params (sizes x conditions x augs, see :func:`dfgan.seg.training_sets.trained_conditions`),
+never globbed, so a shrunk ``sizes`` leaves no stale rows and a missing run is an error naming its file. The paper's
+numbers (SIIM-ACR, 256x256) are shown beside ours, labelled as the paper's, wherever the paper has that size.
+
+Every comparison is paired (per seed and test image, from the per-image CSVs of the seg stages); which contrasts,
+their unit of replication (the GAN seed wherever GAN images are involved), their interval and their Holm families
+are :mod:`dfgan.report.contrasts` (the statistics: :mod:`dfgan.report.intervals`); the tables'
+rows and Markdown are :mod:`dfgan.report.tables`, the figures and their data :mod:`dfgan.report.figures`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from dfgan.core.paths import REPORT_FILES, report_file, run_label, seg_run, synthetic_dir
+from dfgan.core.settings import AUGS, ReportSettings, Settings, variant_lambda_fid
+from dfgan.gan.synthetic_sets import PREVIEW_FILE
+from dfgan.report.contrasts import Deltas, RunKey, all_conditions, all_contrasts
+from dfgan.report.figures import (
+    dice_panels, dice_vs_size, improvement, improvement_panels, plot_dice_vs_size, plot_improvement, plot_samples,
+    sample_variants,
+)
+from dfgan.report.paper_results import PAPER_LABEL
+from dfgan.report.tables import (
+    controls_markdown, controls_table, convergence, convergence_markdown, delta_note, table1, table1_markdown,
+    table2, table2_markdown, table2_paper_row,
+)
+from dfgan.seg.training_sets import trained_conditions
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def expected_files(
+    path_of: Callable[[int, str, str], Path], sizes: Sequence[int], conditions: Sequence[str], what: str
+) -> dict[RunKey, Path]:
+    """The file of every run the params imply (``path_of(size, condition, aug)``); names each missing one."""
+    expected = {
+        (int(size), condition, aug): path_of(int(size), condition, aug)
+        for size in sizes
+        for condition in all_conditions(conditions)
+        for aug in AUGS
+    }
+    missing = [str(path) for path in expected.values() if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{what} missing (run the seg stages first): {', '.join(missing)}")
+    return expected
+
+
+def load_per_image_dice(
+    seg_data_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]
+) -> dict[RunKey, pd.DataFrame]:
+    """Per-image Dice of every expected run as a (seed x test row) table."""
+    def path_of(size: int, condition: str, aug: str) -> Path:
+        return seg_run(size, condition, aug, data_root=seg_data_dir).per_image_path
+
+    expected = expected_files(path_of, sizes, conditions, "per-image Dice")
+    return {key: pd.read_csv(path).pivot(index="seed", columns="row", values="dice") for key, path in expected.items()}
+
+
+def load_seg_metrics(
+    seg_metrics_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]
+) -> dict[RunKey, dict]:
+    """Every expected metrics JSON."""
+    def path_of(size: int, condition: str, aug: str) -> Path:
+        return seg_run(size, condition, aug, metrics_root=seg_metrics_dir).metrics_path
+
+    expected = expected_files(path_of, sizes, conditions, "segmentation metrics")
+    return {key: json.loads(path.read_text()) for key, path in expected.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Numbers
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def finite_or_none(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def delta_summary(delta: dict[str, Any]) -> dict[str, Any]:
+    """The numbers of one paired difference that ``dvc metrics diff`` should show: raw and adjusted."""
+    keys = ("mean", "se", "ci_low", "ci_high", "p", "p_adjusted", "adjusted_low", "adjusted_high")
+    out: dict[str, Any] = {key: None if delta[key] is None else round(float(delta[key]), 6) for key in keys}
+    out.update(n_units=int(delta["n_units"]), unit=delta["unit"], family=delta["family"],
+               significant=bool(delta["significant"]))
+    return out
+
+
+def summary(
+    results: dict[RunKey, dict],
+    sizes: Sequence[int],
+    conditions: Sequence[str],
+    gains: pd.DataFrame,
+    deltas: Deltas,
+    primary: str,
+    converged: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Headline numbers for ``dvc metrics diff``: Dice at the largest size, mean over sizes, every paired
+    difference (raw and Holm-adjusted, by family), the significant ones, and the best-round-last share."""
+    largest = max(int(s) for s in sizes)
+    return {
+        "largest_size": largest,
+        "primary": primary,
+        "dice_at_largest_size": {
+            run_label(c, a): results[(largest, c, a)]["dice_mean"] for a in AUGS for c in all_conditions(conditions)
+        },
+        "mean_dice_over_sizes": {
+            run_label(c, a): float(np.mean([results[(int(s), c, a)]["dice_mean"] for s in sizes]))
+            for a in AUGS
+            for c in all_conditions(conditions)
+        },
+        "mean_improvement_over_real": {
+            column: finite_or_none(float(gains[column].mean())) for column in gains.columns if column != "size"
+        },
+        "contrasts": {contrast.key: delta_summary(delta) for contrast, delta in deltas.items()},
+        "significant_after_adjustment": sorted(c.key for c, d in deltas.items() if d["significant"]),
+        "raw_interval_excludes_zero": sorted(c.key for c, d in deltas.items() if d["excludes_zero"]),
+        "best_round_last_share": {
+            f"{row['size']}/{run_label(row['condition'], row['aug'])}": row["best_round_last_share"] for row in converged
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Entry
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+OTHER_RESULTS = (
+    ("metrics/", "what every stage measured (FID, KID, Dice per run): dvc metrics show"),
+    (f"{synthetic_dir('<size>', '<variant>', '<seed>').as_posix()}/{PREVIEW_FILE}", "synthetic images of each GAN"),
+    ("dvclive/", "training curves of every GAN and U-Net++: dvc plots show"),
+)
+
+
+def results_guide(out_dir: str | Path) -> str:
+    """Where the results are: the report files present in ``out_dir``, then the other outputs worth a look."""
+    out = Path(out_dir)
+    present = [(out / name, about) for name, about in REPORT_FILES.items() if (out / name).is_file()]
+    width = max(len(path) for path in [*(p.as_posix() for p, _ in present), *(p for p, _ in OTHER_RESULTS)])
+    if present:
+        lines = ["Results:"] + [f"  {path.as_posix():<{width}}  {about}" for path, about in present]
+    else:
+        lines = [f"No report in {out.as_posix()}/ yet: the pipeline has not reached its 'report' stage."]
+    lines += ["Also:"] + [f"  {path:<{width}}  {about}" for path, about in OTHER_RESULTS]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """What the report reads of the settings: the sizes and every trained condition ('real' is always added), the
+    GAN seed of the samples figure (the first of ``gan.seeds``), each GAN variant's FID-loss weight (for the titles)
+    and the ``report`` section (``primary``, ``level`` and ``min_units``: see :mod:`dfgan.report.contrasts`)."""
+
+    sizes: tuple[int, ...]
+    conditions: tuple[str, ...]
+    gan_seed: int
+    fid_weights: dict[str, float]
+    report: ReportSettings
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReportConfig:
+        return cls(
+            sizes=settings.sizes,
+            conditions=tuple(trained_conditions(settings)),
+            gan_seed=settings.gan.seeds[0],
+            fid_weights={variant: variant_lambda_fid(settings.gan, variant) for variant in settings.variants},
+            report=settings.report,
+        )
+
+
+def build_report(
+    config: ReportConfig,
+    seg_metrics_dir: str | Path,
+    seg_data_dir: str | Path,
+    synthetic_root: str | Path,
+    out_dir: str | Path,
+    prepared_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Write every report file into ``out_dir`` and return the summary.
+
+    ``seg_data_dir`` holds the per-image Dice CSVs the paired differences need. The samples figure uses the largest
+    size's synthetic sets of ``config.gan_seed`` and, when ``prepared_dir`` is given, the real images.
+    """
+    sizes = sorted(config.sizes)
+    if not sizes:
+        raise ValueError("build_report: no sizes")
+    conditions, weights = config.conditions, config.fid_weights
+    primary, level, min_units = config.report.primary, config.report.level, config.report.min_units
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+
+    def file(name: str) -> Path:
+        return report_file(name, out_dir)
+
+    results = load_seg_metrics(seg_metrics_dir, sizes, conditions)
+    per_image = load_per_image_dice(seg_data_dir, sizes, conditions)
+    deltas = all_contrasts(per_image, results, all_conditions(conditions), sizes, primary, level, min_units)
+    note = delta_note(deltas, level, min_units, primary)
+
+    rows1 = table1(results, sizes, conditions, deltas)
+    file("table1.md").write_text(table1_markdown(rows1, note, weights))
+    write_json(file("table1.json"), {"sizes": sizes, "rows": rows1, "paper_source": PAPER_LABEL})
+
+    rows2, paper_row = table2(results, sizes, deltas), table2_paper_row()
+    file("table2.md").write_text(table2_markdown(rows2, paper_row, note))
+    write_json(file("table2.json"), {"sizes": sizes, "rows": rows2, "paper": paper_row})
+
+    rows3 = controls_table(results, sizes, conditions, deltas)
+    file("controls.md").write_text(controls_markdown(rows3, note, weights))
+    write_json(file("controls.json"), {"sizes": sizes, "rows": rows3})
+
+    converged = convergence(results, sizes, conditions)
+    file("convergence.md").write_text(convergence_markdown(converged, weights))
+
+    dice_vs_size(results, sizes, conditions).to_csv(file("dice_vs_size.csv"), index=False)
+    gains = improvement(results, sizes, conditions)
+    gains.to_csv(file("improvement.csv"), index=False)
+
+    plot_improvement(improvement_panels(results, sizes, conditions, deltas, weights), file("fig4_improvement.png"),
+                     f"bars: Holm-adjusted {level:.0%} intervals; hollow: too few replicates")
+    plot_dice_vs_size(dice_panels(results, per_image, sizes, conditions, level, min_units, weights),
+                      file("dice_vs_size.png"), f"bars: {level:.0%} interval of each mean; hollow: too few replicates")
+    plot_samples(synthetic_root, sizes[-1], sample_variants(conditions), config.gan_seed, prepared_dir,
+                 config.report.sample_count, file("fig3_samples.png"))
+
+    headline = summary(results, sizes, conditions, gains, deltas, primary, converged)
+    write_json(file("summary.json"), headline)
+    return headline
