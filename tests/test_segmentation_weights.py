@@ -18,7 +18,7 @@ from safetensors.torch import save_file
 
 from dfgan.core.errors import InputError
 from dfgan.core.validation import problems_in
-from dfgan.seg.model import build_model
+from dfgan.seg.model import build_model, build_training_model
 from tests.pipeline_repo import PROJECT_ROOT
 
 DECODER = [32, 16, 8, 8, 4]
@@ -160,3 +160,15 @@ def test_every_profile_has_the_key_and_dvc_tracks_it(name: str) -> None:
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
     for stage in ("seg_real", "seg_synth", "seg_synth2x"):
         assert "seg.encoder_weights_path" in stages[stage]["params"], stage
+
+
+def test_the_training_model_takes_the_file_named_in_the_seg_settings(tmp_path: Path) -> None:
+    """seg.encoder_weights_path reaches the model a seg stage trains (not only build_model)."""
+    from tests.test_segmentation import tiny_seg
+
+    state = {k: v.clone() for k, v in small_model(seed=1).encoder.state_dict().items()}
+    path = save(state, tmp_path / "encoder.safetensors")
+    torch.manual_seed(0)
+    model = build_training_model(tiny_seg("none", encoder_weights_path=str(path)), torch.device("cpu"))
+    for key, value in model.encoder.state_dict().items():
+        assert torch.equal(value, state[key]), key

@@ -50,7 +50,8 @@ def build_model(
 def build_training_model(config: SegConfig, device: torch.device) -> nn.Module:
     """The U-Net++ of the ``seg`` section on ``device``, as training uses it: channels_last on CUDA, compiled when
     ``seg.compile`` asks."""
-    model = build_model(config.encoder, config.encoder_weights, decoder_channels=config.decoder_channels).to(device)
+    model = build_model(config.encoder, config.encoder_weights, decoder_channels=config.decoder_channels,
+                        encoder_weights_path=config.encoder_weights_path).to(device)
     return compile_in_place(prefer_channels_last(model, device), config.compile)
 
 
