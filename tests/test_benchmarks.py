@@ -1,4 +1,5 @@
-"""The benchmark commands the README shows run as written from the repository root; the profile's step counts."""
+"""The benchmark commands the documentation (README.md, docs/*.md) shows run as written from the repository root; the
+profile's step counts."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ COMMAND = re.compile(r"python3? (-m benchmarks\.\w+|benchmarks/\w+\.py)")
 
 
 def readme_benchmark_commands() -> list[str]:
-    return sorted(set(COMMAND.findall((ROOT / "README.md").read_text())))
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    return sorted(set(COMMAND.findall("\n".join(page.read_text() for page in pages))))
 
 
 def test_the_readme_shows_every_benchmark() -> None:
     shown = {c.replace("-m benchmarks.", "") for c in readme_benchmark_commands()}
     scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"throughput"}  # the benchmarks' library
-    assert scripts <= shown, f"benchmarks the README does not show: {sorted(scripts - shown)}"
+    assert scripts <= shown, f"benchmarks the documentation does not show: {sorted(scripts - shown)}"
 
 
 @pytest.mark.slow  # one interpreter start (torch import) per benchmark
