@@ -232,10 +232,13 @@ def build_report(
     gains = improvement(results, sizes, conditions)
     gains.to_csv(file("improvement.csv"), index=False)
 
+    bare = "hollow markers: too few replicates for an interval"
     plot_improvement(improvement_panels(results, sizes, conditions, deltas, weights), file("fig4_improvement.png"),
-                     f"bars: Holm-adjusted {level:.0%} intervals; hollow: too few replicates")
+                     f"error bars: Holm-adjusted {level:.0%} intervals of the paired difference to R (scaled by "
+                     f"Dice(R)); {bare}")
     plot_dice_vs_size(dice_panels(results, per_image, sizes, conditions, level, min_units, weights),
-                      file("dice_vs_size.png"), f"bars: {level:.0%} interval of each mean; hollow: too few replicates")
+                      file("dice_vs_size.png"),
+                      f"error bars: {level:.0%} interval of each mean (GAN seeds as units for GAN conditions); {bare}")
     plot_samples(synthetic_root, sizes[-1], sample_variants(conditions), config.gan_seed, prepared_dir,
                  config.report.sample_count, file("fig3_samples.png"))
 

@@ -166,7 +166,8 @@ def plot_improvement(panels: dict[str, Series], path: Path, interval_label: str)
         ax.plot(list(paper), [100 * v for v in paper.values()], "k--", label=f"{PAPER_LABEL}: DF-GAN")
         ax.axhline(0.0, color="grey", linewidth=0.8)
         finish_size_panel(ax, aug, legend_size=7)
-    axes[0].set_ylabel(f"relative Dice improvement over R (%)\n{interval_label}")
+    axes[0].set_ylabel("relative Dice improvement over R (%)")
+    figure.suptitle(interval_label, fontsize=8)
     figure.savefig(path, dpi=120)
     return path
 
@@ -184,7 +185,8 @@ def plot_dice_vs_size(panels: dict[str, Series], path: Path, interval_label: str
             paper_sizes, [table[s][1].mean for s in paper_sizes], "k--", label=f"{PAPER_LABEL}: R + S (DF-GAN)"
         )
         finish_size_panel(ax, aug, legend_size=7)
-    axes[0].set_ylabel(f"test Dice\n{interval_label}")
+    axes[0].set_ylabel("test Dice")
+    figure.suptitle(interval_label, fontsize=8)
     figure.savefig(path, dpi=120)
     return path
 
