@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +25,9 @@ from dfgan.gan.config import GanConfig
 CHECKPOINT_FORMAT = 1
 
 
-class TrainingState(Protocol):
-    """What a checkpoint saves and restores of a run (:class:`dfgan.gan.training.GanModels` is one)."""
+@dataclasses.dataclass
+class TrainingState:
+    """What a checkpoint saves and restores of a run (:class:`dfgan.gan.training.GanModels` adds the loss)."""
 
     generator: nn.Module
     discriminator: nn.Module

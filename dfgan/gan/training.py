@@ -41,7 +41,7 @@ from dfgan.core.speed import (
 from dfgan.core.training_log import TrainingLog, open_live
 from dfgan.data.prepared_arrays import ImageSet, load_prepared
 from dfgan.gan.checkpoints import (
-    checkpoint_state, load_checkpoint, restore_checkpoint, run_fingerprint, save_checkpoint,
+    TrainingState, checkpoint_state, load_checkpoint, restore_checkpoint, run_fingerprint, save_checkpoint,
 )
 from dfgan.gan.config import GanConfig, GanRunOptions
 from dfgan.gan.fid import FIDLoss, covariance_root, frechet_distance, load_stats, sync_free_fid
@@ -173,15 +173,9 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterat
 
 
 @dataclass
-class GanModels:
-    generator: nn.Module
-    discriminator: nn.Module
-    opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
-    sched_G: torch.optim.lr_scheduler.LambdaLR
-    sched_D: torch.optim.lr_scheduler.LambdaLR
-    scaler_G: torch.amp.GradScaler
-    scaler_D: torch.amp.GradScaler
+class GanModels(TrainingState):
+    """The checkpointed state of a run and its (stateless) GAN loss."""
+
     gan_loss: GANLoss
 
 
