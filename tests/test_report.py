@@ -17,7 +17,7 @@ from dfgan.core.settings import ReportSettings
 from dfgan.data.prepared_arrays import save_prepared
 from dfgan.gan.synthetic_sets import synthetic_path
 from dfgan.report import paper_results
-from dfgan.report.build import ReportConfig, build_report
+from dfgan.report.build import ReportConfig, build_report, results_guide
 from dfgan.seg.training_sets import REAL, uses_synthetic
 from stages import report as report_stage
 
@@ -269,3 +269,13 @@ def test_holm_adjusts_within_each_family_and_bold_follows_it(tmp_path: Path) -> 
         assert d["adjusted_low"] <= d["ci_low"] + 1e-9 and d["adjusted_high"] >= d["ci_high"] - 1e-9
         assert d["significant"] == (d["adjusted_low"] > 0 or d["adjusted_high"] < 0), key
         assert d["significant"] == (key in summary["significant_after_adjustment"])
+
+
+def test_the_readme_lists_every_report_file_as_the_run_prints_them(tmp_path: Path, monkeypatch) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    monkeypatch.chdir(tmp_path)
+    out = Path("metrics/report")
+    out.mkdir(parents=True)
+    for name in REPORT_FILES:
+        (out / name).write_text("")
+    assert results_guide(out) in readme, "README's 'Results:' block differs from `python -m stages.report --where`"
