@@ -170,7 +170,11 @@ for name in names:  # fresh runs: no checkpoint to resume, no stale metrics
         path.unlink(missing_ok=True)
 logs = Path(args.logs)
 logs.mkdir(parents=True, exist_ok=True)
-env = {**os.environ, "OMP_NUM_THREADS": "2"}
+from dfgan.orchestrate.devices import THREAD_VARIABLES, thread_share, usable_cpus
+# each run gets its share of the cores, as the parallel runner gives its stages (oversubscribed OpenMP threads
+# spin: on 2 cores two 2-thread runs were 5.6x slower each, not 2x)
+threads = thread_share(usable_cpus(), args.runs)
+env = {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
 started = time.time()
 procs = []
 for seed, name in enumerate(names):
@@ -212,7 +216,8 @@ else:
     print(f"CONCURRENT k={args.runs} {common} graphs_used={graphs_used} steps={steps} "
           f"max_seconds={max(r['seconds'] for r in runs):.2f} window_s={window:.2f} wall_s={wall:.1f} "
           f"per_run_steps_per_s={steps / args.runs / max(r['seconds'] for r in runs):.3f} "
-          f"aggregate_steps_per_s={steps / window:.3f} aggregate_with_startup={steps / wall:.3f}")
+          f"aggregate_steps_per_s={steps / window:.3f} aggregate_with_startup={steps / wall:.3f} "
+          f"threads_per_run={threads}")
 PY
 
 cd "$ROOT"
