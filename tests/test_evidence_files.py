@@ -4,7 +4,6 @@ paired difference of its report recomputes from its committed per-image Dice fil
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
@@ -49,10 +48,10 @@ def test_every_evidence_interval_recomputes_from_its_per_image_files() -> None:
 
 def test_every_evidence_run_has_its_per_image_file_and_seeds() -> None:
     params = yaml.safe_load((EVIDENCE / "params.yaml").read_text())
-    files = sorted(Path(EVIDENCE / "per_image").rglob("per_image.csv"))
+    config = ReportConfig.of(load_settings(EVIDENCE / "params.yaml"))
+    files = sorted((EVIDENCE / "per_image").rglob("per_image.csv"))
     seg_stages = [s for s in expand(params) if s.name.startswith("seg_")]
-    runs_per_stage = len(set(params["seg"]["seeds"]))
     assert files and len(files) == len(seg_stages)  # one file per seg stage; it holds every seed's rows
-    for path in files:
-        seeds = {int(line.split(",")[0]) for line in path.read_text().splitlines()[1:]}
-        assert len(seeds) == runs_per_stage, path
+    per_image = load_per_image_dice(EVIDENCE / "per_image", list(config.sizes), config.conditions)
+    for key, table in per_image.items():
+        assert sorted(table.index) == sorted(set(params["seg"]["seeds"])), key
