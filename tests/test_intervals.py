@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from dfgan.report import intervals
-from dfgan.report.intervals import (
-    COCHRAN_COX, WELCH, adjusted_interval, calibration_rates, holm, paired_difference, simulate_null,
+from dfgan.report.intervals.multiplicity import holm
+from dfgan.report.intervals.paired import (
+    COCHRAN_COX, WELCH, adjusted_interval, delta_mde, detectable_effect, equivalent, interval_bounds, moments,
+    paired_difference,
 )
+from dfgan.report.intervals.simulate import calibration_rates, detection_rate, expected_mde, simulate_null
 
 DESIGNS = ((3, 1), (3, 2), (6, 1), (6, 2))
 SCENARIOS = {
@@ -145,7 +147,7 @@ def test_batched_simulation_matches_paired_difference() -> None:
     for method in (COCHRAN_COX, WELCH):
         data = [simulate_null(3, 2, 30, rng, effect=0.02) for _ in range(50)]
         diff = np.stack([c - b for c, b, _ in data]).reshape(50, 3, 2, 30).mean(axis=2)
-        low, high = intervals._interval(*intervals._moments(diff), 3, 30, 0.95, method)
+        low, high = interval_bounds(*moments(diff), 3, 30, 0.95, method)
         for (c, b, clusters), lo, hi in zip(data, low, high):
             result = paired_difference(c, b, clusters, method=method)
             assert (result["ci_low"], result["ci_high"]) == pytest.approx((lo, hi))
@@ -243,3 +245,59 @@ def test_a_huge_effect_has_a_tiny_p_and_is_significant() -> None:
         decision = holm([delta["p"], 0.5])[0]
         assert decision["significant"]
         assert adjusted_interval(delta, decision["step_level"])[0] > 0
+
+
+# --- what a design can detect, and equivalence -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("n_gans", "per_gan", "alpha"), [(6, 1, 0.05), (6, 1, 0.025), (12, 1, 0.05), (3, 2, 0.05)])
+def test_the_mde_is_detected_with_80_percent_power(n_gans: int, per_gan: int, alpha: float) -> None:
+    mde = expected_mde(n_gans, per_gan, 100, alpha)
+    rate = detection_rate(mde, n_gans, per_gan, 100, alpha, n_sims=1500, seed=3)
+    null = detection_rate(0.0, n_gans, per_gan, 100, alpha, n_sims=1500, seed=4)
+    print(f"{n_gans} GANs x {per_gan}, alpha {alpha}: MDE {mde:.3f} detected in {rate:.3f}, null in {null:.3f}")
+    assert 0.75 <= rate <= 0.87
+    assert null <= alpha + 0.02
+    # Half the MDE is detected far less often: the number is not loose.
+    assert detection_rate(mde / 2, n_gans, per_gan, 100, alpha, n_sims=1500, seed=5) < 0.5
+
+
+def test_mde_hand_computed_and_from_a_delta() -> None:
+    # Seed units, all variance in the unit term: c = t_{U-1} quantiles, MDE = (t_{.975} + t_{.8}) * se.
+    mde = detectable_effect(0.0004, 0.0, 6, 100, alpha=0.05, power=0.8)
+    assert mde == pytest.approx((stats.t.isf(0.025, 5) + stats.t.isf(0.2, 5)) * 0.02)
+    condition, baseline, clusters = simulate_null(6, 1, 50, np.random.default_rng(1))
+    delta = paired_difference(condition, baseline, clusters)
+    assert delta_mde(delta, 0.05) == pytest.approx(
+        detectable_effect(delta["var_units"], delta["var_images"], 6, 50, 0.05))
+    assert delta_mde(delta, 0.01) > delta_mde(delta, 0.05)  # a stricter level needs a larger effect
+    assert delta_mde(paired_difference(condition[:2], baseline[:2]), 0.05) is None  # no interval, no MDE
+    with pytest.raises(ValueError, match="power"):
+        detectable_effect(0.01, 0.01, 6, 50, 0.05, power=0.3)
+
+
+def test_equivalence_needs_both_one_sided_tests() -> None:
+    rng = np.random.default_rng(6)
+    base = rng.uniform(0.3, 0.7, (12, 200))
+    tight = paired_difference(base + 0.01 + rng.normal(0, 0.01, base.shape), base)
+    assert equivalent(tight, margin=0.05, alpha=0.05) is True
+    assert equivalent(tight, margin=0.005, alpha=0.05) is False  # the margin is smaller than the difference
+    few = base[:4, :20]
+    wide = paired_difference(few + rng.normal(0, 0.3, few.shape), few)
+    assert equivalent(wide, margin=0.02, alpha=0.05) is False  # too uncertain to show anything
+    # TOST at alpha is the 1 - 2 alpha interval inside the margin.
+    low, high = adjusted_interval(tight, 0.90)
+    assert equivalent(tight, margin=max(-low, high) + 1e-9, alpha=0.05) is True
+    assert equivalent(tight, margin=max(-low, high) - 1e-9, alpha=0.05) is False
+    assert equivalent(paired_difference(base[:2], base[:2] + 0.1), 0.05, 0.05) is None
+    with pytest.raises(ValueError, match="margin"):
+        equivalent(tight, margin=0.0, alpha=0.05)
+
+
+def test_equivalence_false_claims_are_rare_at_the_margin() -> None:
+    # A true difference exactly at the margin must be called equivalent in at most alpha of runs.
+    rng = np.random.default_rng(9)
+    claims = 0
+    for _ in range(600):
+        condition, baseline, clusters = simulate_null(6, 1, 100, rng, effect=0.05)
+        claims += bool(equivalent(paired_difference(condition, baseline, clusters), margin=0.05, alpha=0.05))
+    assert claims / 600 <= 0.05 + 0.025
