@@ -28,8 +28,9 @@ RLE_MODES = ("auto", "relative", "absolute")
 REAL = "real"
 DOUBLED_SUFFIX = "2x"  # '<variant>2x': N more synthetic images grown from the flipped lesions
 # Conditions without a GAN: R; the controls 'real2x' (the real images listed twice), 'real+flip' (+ their mirror images),
-# 'real+paste' (+ each real lesion pasted into another training image) and 'real+paste2x' (+ the flipped lesions too).
-REAL_CONDITIONS = (REAL, REAL + DOUBLED_SUFFIX, "real+flip", "real+paste", "real+paste2x")
+# 'real+paste' (+ each real lesion pasted into another training image) and 'real+paste2x' (+ the flipped lesions too);
+# and the oracle 'real+fresh' (+ as many fresh real training positives as a GAN adds: what a perfect GAN could give).
+REAL_CONDITIONS = (REAL, REAL + DOUBLED_SUFFIX, "real+flip", "real+paste", "real+paste2x", "real+fresh")
 SCHEDULES = ("steps", "epochs")
 AUGMENT_ON = ("loader", "device")  # seg.augment_on: classic augmentation per sample in the DataLoader, or per batch
 # torch.compile modes a profile may name; max-autotune runs without CUDA graphs: replaying G and D as CUDA graphs

@@ -92,6 +92,35 @@ class PreparedData:
     def test(self) -> ImageSet:
         return self.subset(self.test_rows)
 
+    def fresh_rows(self, size: int) -> np.ndarray:
+        """The rows that follow size ``size``'s pool in the training order, as many as its training rows: real
+        positives no model of this size trained or validated on, and never a test row (the oracle ``real+fresh``).
+        Fewer when the training pool runs out (:meth:`fresh` refuses those)."""
+        self._check_size(size)
+        ranks = self.index.set_index("row")["train_rank"] if "row" in self.index.columns else self.index["train_rank"]
+        by_rank = ranks[ranks >= 0].sort_values()
+        wanted = len(self.train_rows[size])
+        rows = by_rank[(by_rank >= size) & (by_rank < size + wanted)].index.to_numpy(np.int64)
+        used = np.concatenate([self.train_rows[size], self.val_rows.get(size, np.empty(0, np.int64)), self.test_rows])
+        if np.isin(rows, used).any():  # the training order would have to be broken for this to happen
+            raise ValueError(f"fresh rows of size {size} overlap its training, validation or test rows")
+        return rows
+
+    def fresh(self, size: int) -> ImageSet:
+        """The images of :meth:`fresh_rows`; an :class:`NotEnoughFresh` error when the pool has too few."""
+        rows = self.fresh_rows(size)
+        wanted = len(self.train_rows[size])
+        if len(rows) < wanted:
+            raise NotEnoughFresh(
+                f"size {size} needs {wanted} fresh training positives (ranks {size}-{size + wanted - 1} of the training "
+                f"order) but the prepared pool has only {len(rows)} beyond its first {size}"
+            )
+        return self.subset(rows)
+
+
+class NotEnoughFresh(ValueError):
+    """The training pool holds too few positives beyond a size's own for the oracle condition ``real+fresh``."""
+
 
 def load_prepared(directory: str | Path) -> PreparedData:
     """Load ``data/prepared`` (memory-mapped arrays), checking that every file of the contract is there."""

@@ -25,6 +25,7 @@ class SegConfig:
     schedule: str
     epochs: int
     patience: int | None
+    min_rounds: int
     budget_factor: float
     batch_size: int
     lr: float

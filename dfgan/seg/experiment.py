@@ -28,18 +28,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from dfgan.core.paths import SegRunPaths
+from dfgan.core.paths import SegRunPaths, live_plots
 from dfgan.core.runtime import resolve_device, seed_everything
 from dfgan.core.settings import ClassicAugmentation
 from dfgan.core.speed import configure_determinism
 from dfgan.core.training_log import TrainingLog, open_live
-from dfgan.data.prepared_arrays import PreparedData, load_prepared
+from dfgan.data.prepared_arrays import NotEnoughFresh, PreparedData, load_prepared
 from dfgan.seg.augment import JointTransform, build_augmentation, identity_augmentation, seeded_batch_augmentation
 from dfgan.seg.config import SegConfig
 from dfgan.seg.dice import mean_and_sem
 from dfgan.seg.fit import BatchAugmentation, FitResult, Schedule, fit, make_schedule, seg_cuda_graphs
 from dfgan.seg.model import Evaluation, build_training_model, evaluate
-from dfgan.seg.training_sets import TrainingSet, assemble_training_set, gan_seed_for, uses_synthetic
+from dfgan.seg.training_sets import REAL_FRESH, TrainingSet, assemble_training_set, gan_seed_for, uses_synthetic
 
 
 def build_seed_augmentation(
@@ -147,6 +147,7 @@ def condition_metrics(
         "dice_sem": dice_sem,
         "dice_per_seed": per_seed,
         "empty_fraction": float(np.mean([run.test.empty.mean() for run in runs])),
+        "empty_fraction_per_seed": [float(run.test.empty.mean()) for run in runs],
         "schedule": first.schedule.kind,
         "rounds": first.schedule.rounds,
         "steps_per_round": first.schedule.steps_per_round,
@@ -162,11 +163,20 @@ def condition_metrics(
         "n_train_real": first.data.n_train_real,
         "n_train_synthetic": first.data.n_train_synthetic,
         "n_train_control": first.data.n_train_control,
+        "n_train_fresh": first.data.n_train_fresh,
         "n_train": first.data.n_train,
         "n_val": first.data.n_val,
         "n_test": len(first.test.dice),
         "seconds": round(seconds, 2),
+        "skipped": None,
     }
+
+
+def skipped_metrics(size: int, condition: str, config: SegConfig, reason: str) -> dict[str, Any]:
+    """The metrics JSON of a run that cannot be trained with this data (``skipped``: why); the report leaves its
+    contrasts out and says so."""
+    return {"size": int(size), "condition": condition, "aug": config.aug, "encoder": config.encoder,
+            "seeds": list(config.seeds), "skipped": reason}
 
 
 def run_condition(
@@ -191,6 +201,14 @@ def run_condition(
     """
     start = time.perf_counter()
     prepared = load_prepared(prepared_dir)
+    if condition == REAL_FRESH:
+        try:
+            prepared.fresh(size)
+        except NotEnoughFresh as error:
+            print(f"{size} {condition}: skipped: {error}")
+            return write_run(files, skipped_metrics(size, condition, config, str(error)), pd.DataFrame(
+                columns=["seed", "gan_seed", "row", "image_id", "dice", "empty_prediction", "pred_fraction",
+                         "target_fraction"]), empty_log=True)
     device = resolve_device(config.device)
     configure_determinism(deterministic)
     graphs = seg_cuda_graphs(config, device)  # decided (and an ignored request printed) once for all seeds
@@ -206,9 +224,18 @@ def run_condition(
         live.log_metric("dice_mean", metrics["dice_mean"], plot=False)
         live.log_metric("dice_sem", metrics["dice_sem"], plot=False)
 
+    return write_run(files, metrics, per_image_table(runs, prepared))
+
+
+def write_run(files: SegRunPaths, metrics: dict[str, Any], per_image: pd.DataFrame, empty_log: bool = False
+              ) -> dict[str, Any]:
+    """Write the run's metrics JSON and per-image CSV; ``empty_log``: also the (empty) curves folder DVC expects of a
+    run that trained nothing."""
     metrics_path, per_image_path = files.metrics_path, files.per_image_path
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     per_image_path.parent.mkdir(parents=True, exist_ok=True)
-    per_image_table(runs, prepared).to_csv(per_image_path, index=False)
+    per_image.to_csv(per_image_path, index=False)
+    if empty_log:
+        live_plots(files.live_dir).mkdir(parents=True, exist_ok=True)
     return metrics

@@ -296,8 +296,11 @@ def fit(
     """Train by ``schedule``, keeping the weights of the round with the best validation Dice.
 
     Without validation images (``data.val_fraction: 0``) the last round is kept. With ``seg.patience`` P, training
-    stops after P rounds without a better validation Dice (a best round equal to the schedule's last round then
-    means the run was still improving when its budget ran out). Curves go to ``live`` as
+    stops after P rounds without a better validation Dice, but never before round ``seg.min_rounds`` (a best round
+    equal to the schedule's last round then means the run was still improving when its budget ran out). Why the
+    minimum: a U-Net++ first predicts no lesion at all for several rounds (validation Dice exactly 0) before it
+    starts to segment; a seed whose first round scored a chance Dice above 0 would otherwise be stopped there and
+    keep its first round (docs/statistics.md, "Training that does not die"). Curves go to ``live`` as
     ``<prefix>train_loss`` and ``<prefix>val_dice`` with step = optimizer steps so far, so that conditions trained
     under the ``steps`` schedule line up.
 
@@ -340,7 +343,8 @@ def fit(
             live.make_summary()
         # Early stopping on the validation Dice, the same rule for every condition; without validation there is
         # nothing to stop on.
-        if patience is not None and data.n_val and round_number - result.best_round >= patience:
+        if (patience is not None and data.n_val and round_number >= config.min_rounds
+                and round_number - result.best_round >= patience):
             break
     model.load_state_dict(result.best_state)
     return result

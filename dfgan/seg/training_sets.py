@@ -9,6 +9,9 @@
   real pixels pasted, at the same place, into another training image, whose mask becomes the union of both lesions:
   the GAN's input with a real chest instead of a painted one); ``real+paste2x`` (+ the flipped lesions pasted too:
   the control for R + 2S).
+- The oracle ``real+fresh``: real + as many *fresh* real training positives as a GAN adds (one per training lesion),
+  the next rows of the training order (never a validation or test row: :meth:`PreparedData.fresh`). Its gain over R
+  is what a perfect GAN could give; the report reads every GAN's gain against it (ρ).
 
 Files are named ``real-<aug>``, ``real2x-<aug>`` and ``real+<condition>-<aug>`` (:func:`dfgan.core.paths.run_label`).
 Seed number k of ``seg.seeds`` reads the synthetic set of GAN seed ``gan.seeds[k mod len(gan.seeds)]``
@@ -30,10 +33,11 @@ from dfgan.data.prepared_arrays import ImageSet, PreparedData
 from dfgan.gan.synthetic_sets import load_synthetic
 
 FLIPPED_SUFFIX = DOUBLED_SUFFIX
-REAL_REPEATED, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X = REAL_CONDITIONS[1:]  # the controls without a GAN
+REAL_REPEATED, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X, REAL_FRESH = REAL_CONDITIONS[1:]  # without a GAN
 
 # Where each training image comes from (TrainingSet.train_part).
-PART_REAL, PART_SYNTHETIC, PART_FLIPPED, PART_REAL_REPEAT, PART_MIRRORED, PART_PASTED, PART_PASTED_FLIPPED = range(7)
+(PART_REAL, PART_SYNTHETIC, PART_FLIPPED, PART_REAL_REPEAT, PART_MIRRORED, PART_PASTED, PART_PASTED_FLIPPED,
+ PART_FRESH) = range(8)
 # The extra images each control adds: mirrored real images, pasted lesions, pasted flipped lesions.
 CONTROL_PARTS = {REAL_FLIPPED: (PART_MIRRORED,), REAL_PASTED: (PART_PASTED,),
                  REAL_PASTED2X: (PART_PASTED, PART_PASTED_FLIPPED)}
@@ -54,9 +58,12 @@ class Condition:
 
 def parse_condition(condition: str) -> Condition:
     """``real`` -> no synthetic; ``real2x`` -> the real images twice; ``real+flip``/``real+paste``/``real+paste2x``
-    -> the controls; ``dfgan`` -> 1 copy of DF-GAN's; ``dfgan2x`` -> plain + flipped-lesion copies."""
+    -> the controls; ``real+fresh`` -> the oracle; ``dfgan`` -> 1 copy of DF-GAN's; ``dfgan2x`` -> plain +
+    flipped-lesion copies."""
     if condition == REAL:
         return Condition(condition, None, 0)
+    if condition == REAL_FRESH:
+        return Condition(condition, None, 0, extra_parts=(PART_FRESH,))
     if condition == REAL_REPEATED:
         return Condition(condition, None, 0, real_copies=2)
     if condition in CONTROL_PARTS:
@@ -97,7 +104,8 @@ def uses_synthetic(condition: str) -> bool:
 AUG_TITLES = {"none": "no", "classic": "yes"}  # the paper's "Classic Aug." column
 VARIANT_TITLES = {"pix2pix": "Pix2Pix", "dfgan": "DF-GAN", "dfgan_paper": "DF-GAN"}
 CONTROL_TITLES = {REAL_REPEATED: "R ×2 (control)", REAL_FLIPPED: "R + flip (control)",
-                  REAL_PASTED: "R + paste (control)", REAL_PASTED2X: "R + paste 2x (control)"}
+                  REAL_PASTED: "R + paste (control)", REAL_PASTED2X: "R + paste 2x (control)",
+                  REAL_FRESH: "R + fresh (oracle)"}
 
 
 def variant_title(variant: str, weights: dict[str, float] | None = None) -> str:
@@ -142,6 +150,11 @@ class TrainingSet:
     def n_train_control(self) -> int:
         """Images a GAN-free control added (mirrored images, pasted lesions)."""
         return int(np.isin(self.train_part, (PART_MIRRORED, PART_PASTED, PART_PASTED_FLIPPED)).sum())
+
+    @property
+    def n_train_fresh(self) -> int:
+        """Fresh real positives the oracle added."""
+        return int((self.train_part == PART_FRESH).sum())
 
     @property
     def n_train(self) -> int:
@@ -194,11 +207,16 @@ def assemble_training_set(
             sources.append(part.source_rows)
             parts.append(np.full(len(part), part_id, np.int8))
     for part_id in parsed.extra_parts:
-        extra_images, extra_masks = control_images(np.asarray(real.images), np.asarray(real.masks), part_id, seed)
+        if part_id == PART_FRESH:
+            fresh = prepared.fresh(size)
+            extra_images, extra_masks, extra_rows = np.asarray(fresh.images), np.asarray(fresh.masks), fresh.rows
+        else:
+            extra_images, extra_masks = control_images(np.asarray(real.images), np.asarray(real.masks), part_id, seed)
+            extra_rows = real.rows
         images.append(extra_images)
         masks.append(extra_masks)
-        sources.append(real.rows)
-        parts.append(np.full(len(real), part_id, np.int8))
+        sources.append(extra_rows)
+        parts.append(np.full(len(extra_rows), part_id, np.int8))
 
     return TrainingSet(
         train_images=np.concatenate(images).astype(np.uint8, copy=False),
