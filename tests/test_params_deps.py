@@ -82,7 +82,9 @@ def test_tracing_sees_keys_read_and_sections_handed_over() -> None:
     traced = Traced(settings_from(params), "", read)
     assert traced.gan.lr == params["gan"]["lr"] and read == {"gan.lr"}
     assert handed_over((traced.report, {"a": traced.seg.augmentations.none})) == {
-        "report.sample_count", "report.primary", "report.level", "report.min_units", "seg.augmentations.none",
+        "report.sample_count", "report.primary", "report.level", "report.min_units", "report.primary_sizes",
+        "report.gate", "report.power", "report.equivalence_margin", "report.failed_dice", "report.failed_empty_share",
+        "seg.augmentations.none",
     }
     assert keys_under("seg.augmentations") == keys_under("seg.augmentations.classic") | {"seg.augmentations.none"}
 

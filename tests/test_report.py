@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -25,8 +26,8 @@ S = 32
 CONDITIONS = ["real2x", "pix2pix", "dfgan", "dfgan2x"]
 # Fake Dice per condition; classic augmentation adds 0.1 to each. Per image and seed, a shared term is added that
 # pairing must cancel: every paired difference is then exactly the difference of these numbers.
-FAKE_DICE = {REAL: 0.2, "real2x": 0.2, "real+flip": 0.21, "real+paste": 0.2, "real+paste2x": 0.22, "pix2pix": 0.25,
-             "dfgan": 0.3, "dfgan2x": 0.32}
+FAKE_DICE = {REAL: 0.2, "real2x": 0.2, "real+flip": 0.21, "real+paste": 0.2, "real+paste2x": 0.22, "real+fresh": 0.28,
+             "pix2pix": 0.25, "dfgan": 0.3, "dfgan2x": 0.32}
 SEEDS = (0, 1, 2)
 N_TEST = 4
 AUG_BONUS = {"none": 0.0, "classic": 0.1}
@@ -76,15 +77,20 @@ def write_inputs(
                 per_image = seg_run(size, condition, aug, data_root=seg_data).per_image_path
                 per_image.parent.mkdir(parents=True, exist_ok=True)
                 pd.DataFrame(
-                    [{"seed": seed, "row": max(sizes) + i, "dice": dice + shared[k, i]}
+                    [{"seed": seed, "row": max(sizes) + i, "dice": dice + shared[k, i], "empty_prediction": False}
                      for k, seed in enumerate(SEEDS) for i in range(n_test)]
                 ).to_csv(per_image, index=False)
     return {"prepared": prepared, "synthetic": synthetic, "seg": seg, "seg_data": seg_data,
             "out": root / "metrics" / "report"}
 
 
-def run_report(paths: dict[str, Path], sizes: Sequence[int], conditions: Sequence[str]) -> dict:
-    report = ReportSettings(sample_count=4, primary="dfgan-classic", level=0.95, min_units=3)
+REPORT = ReportSettings(sample_count=4, primary="dfgan-classic", level=0.95, min_units=3, primary_sizes=None,
+                        gate=("real+paste", "pix2pix"), power=0.8, equivalence_margin=0.05, failed_dice=0.1,
+                        failed_empty_share=0.5)
+
+
+def run_report(paths: dict[str, Path], sizes: Sequence[int], conditions: Sequence[str], **report: Any) -> dict:
+    report = dataclasses.replace(REPORT, **report)
     config = ReportConfig(tuple(sizes), tuple(conditions), gan_seed=0, fid_weights={"dfgan": 0.01}, report=report)
     return build_report(config, paths["seg"], paths["seg_data"], paths["synthetic"], paths["out"], paths["prepared"])
 
@@ -104,24 +110,30 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
     assert by_key[(100, "classic")]["dfgan"]["mean"] == pytest.approx(0.4)
     markdown = (out / "table1.md").read_text()
     assert "Pix2Pix" in markdown and "DF-GAN" in markdown and "SIIM-ACR" in markdown
+    # Without classic augmentation every difference is exploratory: a raw interval, never bold; with it, R + S
+    # (DF-GAN) - R is the primary and DF-GAN - Pix2Pix the gate's secondary (no noise: se 0, both significant).
     ours = (
-        "0.200 ± 0.010 | 0.200 ± 0.010 | +0.000 [+0.000, +0.000] | 0.250 ± 0.010 | **+0.050 [+0.050, +0.050]** "
-        "| 0.300 ± 0.010 | **+0.100 [+0.100, +0.100]** | **+0.050 [+0.050, +0.050]**"
+        "0.200 ± 0.010 | 0.200 ± 0.010 | +0.000 [+0.000, +0.000] expl., ≡ within margin | 0.250 ± 0.010 "
+        "| +0.050 [+0.050, +0.050] expl., MDE 0.000 | 0.300 ± 0.010 | +0.100 [+0.100, +0.100] expl., MDE 0.000 "
+        "| +0.050 [+0.050, +0.050] expl., MDE 0.000"
     )
     paper = "0.256 ± 0.015 | 0.322 ± 0.010"
     assert f"| 100 | no | {ours} | {paper} |" in markdown
+    row_100_yes = next(line for line in markdown.splitlines() if line.startswith("| 100 | yes |"))
+    assert "**+0.100 [+0.100, +0.100]** primary" in row_100_yes and "**+0.050 [+0.050, +0.050]** gate" in row_100_yes
     row_16_yes = next(line for line in markdown.splitlines() if line.startswith("| 16 | yes |"))
     assert row_16_yes.startswith("| 16 | yes | 0.300 ± 0.010 | 0.300 ± 0.010 |") and row_16_yes.endswith("| — | — |")
     delta = by_key[(100, "none")]["delta_vs_real"]["dfgan"]
-    assert delta["mean"] == pytest.approx(0.1) and delta["significant"] and delta["n_seeds"] == 3
-    assert not by_key[(100, "none")]["delta_vs_real"]["real2x"]["significant"]
+    assert delta["mean"] == pytest.approx(0.1) and not delta["significant"] and delta["family"] == "exploratory"
+    assert by_key[(100, "classic")]["delta_vs_real"]["dfgan"]["significant"]
+    assert delta["n_seeds"] == 3
 
     table2 = json.loads((out / "table2.json").read_text())
     assert len(table2["rows"]) == 4 and table2["rows"][0]["synthetic2x"]["mean"] == pytest.approx(0.32)
     assert table2["paper"]["synthetic2x"] == {"mean": 0.39, "sem": 0.011}
     assert table2["rows"][0]["delta_vs_real"]["synthetic2x"]["mean"] == pytest.approx(0.12)
     assert "0.390 ± 0.011" in (out / "table2.md").read_text()
-    assert "| 0.320 ± 0.010 | **+0.120 [+0.120, +0.120]** |" in (out / "table2.md").read_text()
+    assert "| 0.320 ± 0.010 | +0.120 [+0.120, +0.120] expl., MDE 0.000 |" in (out / "table2.md").read_text()
 
     curve = pd.read_csv(out / "dice_vs_size.csv")
     plotted = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["plots"][0]
@@ -139,16 +151,23 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
     assert summary["mean_improvement_over_real"]["dfgan-none"] == pytest.approx(0.5)
     contrasts = summary["contrasts"]
     assert contrasts["16/real+dfgan2x-classic-vs-real"]["mean"] == pytest.approx(0.12)
-    assert contrasts["16/real+dfgan2x-classic-vs-real"]["family"] == "table2"
+    assert contrasts["16/real+dfgan2x-classic-vs-real"]["family"] == "exploratory"
     assert contrasts["100/real+dfgan-none-vs-pix2pix"]["ci_low"] == pytest.approx(0.05)
     assert contrasts["100/real+dfgan-classic-vs-real"]["family"] == "primary"
+    assert contrasts["100/real+dfgan-classic-vs-pix2pix"]["family"] == "gate"
     assert contrasts["100/real+dfgan-none-vs-real"]["unit"] == "gan"
     assert contrasts["100/real2x-none-vs-real"]["unit"] == "seed"
-    assert "100/real+dfgan-none-vs-real" in summary["significant_after_adjustment"]
-    assert "100/real2x-none-vs-real" not in summary["significant_after_adjustment"]
+    assert summary["significant_after_adjustment"] == [
+        "100/real+dfgan-classic-vs-pix2pix", "100/real+dfgan-classic-vs-real", "16/real+dfgan-classic-vs-pix2pix",
+        "16/real+dfgan-classic-vs-real"]
+    assert summary["primary"] == {"name": "dfgan-classic", "variant": "dfgan", "aug": "classic", "lambda_fid": 0.01,
+                                  "sizes": [16, 100]}
+    assert summary["oracle_detected"] is None  # no R + fresh trained: questions.md says so at the top
+    assert "No positive control" in (out / "questions.md").read_text()
+    assert summary["failed_seeds"]["share"] == 0.0
     assert summary["best_round_last_share"]["16/real-none"] == pytest.approx(1 / 3)
 
-    for name in ("fig4_improvement.png", "dice_vs_size.png"):
+    for name in ("fig4_improvement.png", "dice_vs_size.png", "forest.png"):
         assert cv2.imread(str(out / name)) is not None, name
     samples = cv2.imread(str(out / "fig3_samples.png"))
     assert samples.shape[0] == 3 * (128 + 2)  # rows: real | Pix2Pix | DF-GAN, tiles upscaled to 128
@@ -181,9 +200,11 @@ def test_conditions_not_run_are_marked_not_invented(tmp_path: Path) -> None:
     run_report(paths, [16], conditions)
     out = paths["out"]
     table1 = (out / "table1.md").read_text()
-    assert "| 16 | no | 0.200 ± 0.010 | not run | — | 0.250 ± 0.010 | **+0.050 [+0.050, +0.050]** | not run | — | — |" in table1
+    assert ("| 16 | no | 0.200 ± 0.010 | not run | — | 0.250 ± 0.010 | +0.050 [+0.050, +0.050] expl., MDE 0.000 "
+            "| not run | — | — |") in table1
     table2 = (out / "table2.md").read_text()
-    assert "| this run | 16 | no | 0.200 ± 0.010 | not run | — | 0.320 ± 0.010 | **+0.120 [+0.120, +0.120]** |" in table2
+    assert ("| this run | 16 | no | 0.200 ± 0.010 | not run | — | 0.320 ± 0.010 | +0.120 [+0.120, +0.120] expl., "
+            "MDE 0.000 |") in table2
     assert list(pd.read_csv(out / "improvement.csv").columns) == [
         "size", "pix2pix-none", "dfgan2x-none", "pix2pix-classic", "dfgan2x-classic",
     ]
@@ -249,26 +270,93 @@ def test_one_gan_seed_gives_no_interval_and_no_bold_gan_contrast(tmp_path: Path)
     assert "| 16 | no | R + paste (control) | 0.200 ± 0.010 |" in controls
     assert "R + S (DF-GAN (λ_FID 0.01)): +0.100 (no interval)" in controls  # GAN vs its control, no interval
     convergence = (paths["out"] / "convergence.md").read_text()
-    assert "| 16 | R | no | 4 | 33% | 4, 2, 3 | 40 | 25% |" in convergence
+    assert "| 16 | R | no | 0 of 3 | 4 | 33% | 4, 2, 3 | 40 | 25% |" in convergence
 
 
-def test_holm_adjusts_within_each_family_and_bold_follows_it(tmp_path: Path) -> None:
-    """Noisy fake data: every bold cell is significant after Holm in its family, and its shown (adjusted)
-    interval excludes 0; the raw interval is never wider than the adjusted one."""
-    paths = write_inputs(tmp_path, [16, 32], CONDITIONS)
+def test_bold_follows_the_questions_and_exploratory_intervals_stay_raw(tmp_path: Path) -> None:
+    """Noisy fake data: a question's cell is bold exactly when its adjusted interval excludes 0, never wider than
+    its raw one; exploratory contrasts keep their raw interval and are never significant."""
+    conditions = [*CONDITIONS, "real+paste", "real+fresh"]
+    paths = write_inputs(tmp_path, [16, 32], conditions)
     rng = np.random.default_rng(5)
     for csv in paths["seg_data"].rglob("per_image.csv"):
         frame = pd.read_csv(csv)
         frame["dice"] += rng.normal(0, 0.03, len(frame))
         frame.to_csv(csv, index=False)
-    summary = run_report(paths, [16, 32], CONDITIONS)
+    summary = run_report(paths, [16, 32], conditions)
     families = {d["family"] for d in summary["contrasts"].values()}
-    assert families == {"primary", "table1", "table2"}
+    assert families == {"oracle", "primary", "gate", "exploratory"}
     for key, d in summary["contrasts"].items():
+        assert d["mde"] is not None and d["mde"] > 0 and d["equivalent"] in (True, False)
+        if d["family"] == "exploratory":
+            assert not d["significant"] and (d["adjusted_low"], d["adjusted_high"]) == (d["ci_low"], d["ci_high"])
+            continue
+        if not d["tested"]:  # behind a closed gate
+            assert d["family"] == "gate" and d["adjusted_low"] is None and not d["significant"]
+            continue
         assert d["p_adjusted"] >= d["p"] - 1e-12
         assert d["adjusted_low"] <= d["ci_low"] + 1e-9 and d["adjusted_high"] >= d["ci_high"] - 1e-9
         assert d["significant"] == (d["adjusted_low"] > 0 or d["adjusted_high"] < 0), key
         assert d["significant"] == (key in summary["significant_after_adjustment"])
+    # The gate's order: R + S - R + paste before DF-GAN - Pix2Pix, at the primary's augmentation only.
+    gate = [k for k, d in summary["contrasts"].items() if d["family"] == "gate"]
+    assert gate == ["16/real+dfgan-classic-vs-real+paste", "16/real+dfgan-classic-vs-pix2pix",
+                    "32/real+dfgan-classic-vs-real+paste", "32/real+dfgan-classic-vs-pix2pix"]
+    oracle = [k for k, d in summary["contrasts"].items() if d["family"] == "oracle"]
+    assert oracle == ["16/real+fresh-classic-vs-real", "32/real+fresh-classic-vs-real"]
+    worth = summary["synthetic_worth"]["32/pix2pix-classic"]
+    assert worth["ratio"] == pytest.approx(worth["gan_gain"] / worth["oracle_gain"], abs=1e-5)
+    questions = (paths["out"] / "questions.md").read_text()
+    assert "## 1. Can this run detect a gain that exists? (the oracle)" in questions
+    assert "ρ = Δ_GAN / Δ_oracle" in questions
+
+
+def test_primary_sizes_restrict_the_questions(tmp_path: Path) -> None:
+    conditions = [*CONDITIONS, "real+fresh"]
+    paths = write_inputs(tmp_path, [16, 32], conditions)
+    summary = run_report(paths, [16, 32], conditions, primary_sizes=(32,), gate=("pix2pix",))
+    families = {k: d["family"] for k, d in summary["contrasts"].items()}
+    assert families["32/real+dfgan-classic-vs-real"] == "primary"
+    assert families["16/real+dfgan-classic-vs-real"] == "exploratory"  # a size the design was not declared for
+    assert families["32/real+fresh-classic-vs-real"] == "oracle"
+    assert families["16/real+fresh-classic-vs-real"] == "exploratory"
+    assert summary["primary"]["sizes"] == [32]
+
+
+def test_a_skipped_oracle_is_left_out_and_named(tmp_path: Path) -> None:
+    conditions = [*CONDITIONS, "real+fresh"]
+    paths = write_inputs(tmp_path, [16, 32], conditions)
+    for aug in ("none", "classic"):  # the seg stage's output when the pool is too small
+        run = seg_run(32, "real+fresh", aug, metrics_root=paths["seg"], data_root=paths["seg_data"])
+        run.metrics_path.write_text(json.dumps({"size": 32, "condition": "real+fresh", "aug": aug,
+                                                "skipped": "size 32 needs 25 fresh positives, the pool has 3"}))
+        pd.DataFrame(columns=["seed", "row", "dice", "empty_prediction"]).to_csv(run.per_image_path, index=False)
+    summary = run_report(paths, [16, 32], conditions)
+    assert "32/real+fresh-classic-vs-real" not in summary["contrasts"]
+    assert "16/real+fresh-classic-vs-real" in summary["contrasts"]
+    assert "skipped: size 32 needs 25 fresh positives" in (paths["out"] / "questions.md").read_text()
+    row = next(r for r in json.loads((paths["out"] / "table1.json").read_text())["rows"] if r["size"] == 32)
+    assert row["real+fresh"] is None
+
+
+def test_failed_seeds_are_counted_per_run(tmp_path: Path) -> None:
+    paths = write_inputs(tmp_path, [16], CONDITIONS)
+    metrics_path = seg_run(16, "real", "none", metrics_root=paths["seg"]).metrics_path
+    metrics = json.loads(metrics_path.read_text())
+    metrics.update(best_round_per_seed=[1, 3, 4], dice_per_seed=[0.05, 0.3, 0.3])  # seed 0 kept round 1, Dice 0.05
+    metrics_path.write_text(json.dumps(metrics))
+    csv = seg_run(16, "real", "classic", data_root=paths["seg_data"]).per_image_path
+    frame = pd.read_csv(csv)
+    frame.loc[frame["seed"] == 2, "empty_prediction"] = True  # seed 2 predicts nothing anywhere
+    frame.to_csv(csv, index=False)
+    summary = run_report(paths, [16], CONDITIONS)
+    runs = summary["failed_seeds"]["runs"]
+    assert runs["16/real-none"] == {"failed": 1, "seeds": 3, "which": [0]}
+    assert runs["16/real-classic"] == {"failed": 1, "seeds": 3, "which": [2]}
+    assert summary["failed_seeds"]["share"] == pytest.approx(2 / 30)
+    convergence = (paths["out"] / "convergence.md").read_text()
+    assert "| 16 | R | no | 1 of 3 (0) |" in convergence
+    assert "Failed seeds: 2 of 30 seed-runs:" in (paths["out"] / "questions.md").read_text()
 
 
 def test_the_readme_lists_every_report_file_as_the_run_prints_them(tmp_path: Path, monkeypatch) -> None:

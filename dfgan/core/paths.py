@@ -42,14 +42,16 @@ REPORT = Path("metrics/report")
 
 # Every file the report stage writes into REPORT, and what a reader finds in it (printed after a run).
 REPORT_FILES: dict[str, str] = {
-    "table1.md": "Table 1: Dice of R, R x2, R + S (Pix2Pix, DF-GAN) per size, paired differences, the paper's",
+    "questions.md": "read first: the oracle, the primary question, the gate, what a synthetic image is worth, failed seeds",
+    "forest.png": "the questions as a forest plot: each contrast's mean and interval, the oracle gain, the margin",
+    "table1.md": "Table 1: Dice of R, R x2, R + fresh, R + S (Pix2Pix, DF-GAN) per size, paired differences, the paper's",
     "table2.md": "Table 2: Dice of R, R + S and R + 2S (DF-GAN), paired differences to R",
     "controls.md": "GAN images against the controls without a GAN (R + flip, R + paste, R + paste 2x)",
-    "convergence.md": "per run: share of seeds still improving at the last round, steps, empty predictions",
+    "convergence.md": "per run: failed seeds, share still improving at the last round, steps, empty predictions",
     "fig3_samples.png": "Figure 3: real, Pix2Pix and DF-GAN images around the same lesions",
     "fig4_improvement.png": "Figure 4: relative Dice improvement over R vs size, with the paper's",
     "dice_vs_size.png": "Dice vs training size for every condition",
-    "summary.json": "headline numbers; every paired difference, raw and Holm-adjusted (dvc metrics show)",
+    "summary.json": "headline numbers; every paired difference with its MDE and equivalence (dvc metrics show)",
     "table1.json": "Table 1 as data",
     "table2.json": "Table 2 as data",
     "controls.json": "the controls table as data",

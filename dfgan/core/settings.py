@@ -200,6 +200,7 @@ class SegSettings:
     epochs: int = key(Int(min=1, help="rounds, each followed by validation"))
     patience: int | None = key(Nullable(Int(min=1), help="stop after this many rounds without a better validation "
                                                          "Dice (null: never)"))
+    min_rounds: int = key(Int(min=1, help="rounds every seed trains before seg.patience may stop it"))
     budget_factor: float = key(Float(min=0.0, min_open=True,
                                      help="steps per round = ceil(factor x N_train / batch_size)"))
     batch_size: int = key(Int(min=1))
@@ -233,6 +234,18 @@ class ReportSettings:
     level: float = key(Float(0.0, 1.0, min_open=True, max_open=True,
                              help="confidence level of the intervals, e.g. 0.95"))
     min_units: int = key(Int(min=2, help="fewest replicates (GAN seeds, or seeds without a GAN) for an interval"))
+    primary_sizes: tuple[int, ...] | None = key(Nullable(ListOf(Int(min=1), unique=True),
+                                                         help="the sizes the primary family covers (null: every size)"))
+    gate: tuple[str, ...] = key(ListOf(Text(), min_len=0, unique=True,
+                                       help="baselines the primary's R + S is tested against, in order, at sizes "
+                                            "where the primary is significant, e.g. [real+paste, pix2pix]"))
+    power: float = key(Float(0.5, 1.0, max_open=True, help="power of the minimum detectable effect, e.g. 0.8"))
+    equivalence_margin: float = key(Float(0.0, 1.0, min_open=True,
+                                          help="Dice difference within which two conditions are called equivalent"))
+    failed_dice: float = key(Float(0.0, 1.0, help="a seed that kept its first round and scored below this test Dice "
+                                                  "failed"))
+    failed_empty_share: float = key(Float(0.0, 1.0, help="a seed that predicts nothing on more than this share of "
+                                                         "the test images failed"))
 
 
 @dataclass(frozen=True)

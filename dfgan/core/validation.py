@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 from typing import Any, Callable, Mapping
 
-from dfgan.core.rules import REAL, ListOf, Section
+from dfgan.core.rules import REAL, REAL_CONDITIONS, VARIANTS, ListOf, Section
 from dfgan.core.settings import SCHEMA
 from dfgan.core.splits import validation_count
 
@@ -49,6 +49,31 @@ def primary_is_trained(params: Mapping[str, Any]) -> list[Problem]:
         return [("report.primary", f"{params['report']['primary']!r} must be <variant>-<aug> with a variant of "
                  f"{list(params['variants'])} and an aug of {augs}, e.g. dfgan-classic")]
     return []
+
+
+def declared_sizes_are_trained(params: Mapping[str, Any]) -> list[Problem]:
+    """report.primary_sizes lists trained sizes only."""
+    declared = params["report"]["primary_sizes"]
+    missing = [size for size in declared or [] if size not in params["sizes"]]
+    if missing:
+        return [("report.primary_sizes", f"{missing} are not in sizes {list(params['sizes'])}; list trained sizes "
+                 "or null for every size")]
+    return []
+
+
+def gate_names_conditions(params: Mapping[str, Any]) -> list[Problem]:
+    """Each gate baseline names a condition (a GAN-free one or a GAN variant) other than R and the primary's own
+    variant; one that these params do not train is simply not asked (questions.md says so)."""
+    variant = str(params["report"]["primary"]).rpartition("-")[0]
+    known = [c for c in (*REAL_CONDITIONS, *VARIANTS) if c not in (REAL, variant)]
+    problems = []
+    for k, baseline in enumerate(params["report"]["gate"]):
+        if baseline not in known:
+            close = difflib.get_close_matches(str(baseline), known, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            problems.append((f"report.gate[{k}]", f"{baseline!r} must be a condition other than R and the primary's "
+                             f"variant {variant!r}; {hint}one of {known}"))
+    return problems
 
 
 def some_epochs(params: Mapping[str, Any]) -> list[Problem]:
@@ -101,6 +126,8 @@ def phantom_has_enough_positives(params: Mapping[str, Any]) -> list[Problem]:
 CROSS_FIELD_RULES: tuple[Callable[[Mapping[str, Any]], list[Problem]], ...] = (
     known_conditions,
     primary_is_trained,
+    declared_sizes_are_trained,
+    gate_names_conditions,
     some_epochs,
     some_segmentation_loss,
     validation_split_fits,

@@ -6,9 +6,11 @@ never globbed, so a shrunk ``sizes`` leaves no stale rows and a missing run is a
 numbers (SIIM-ACR, 256x256) are shown beside ours, labelled as the paper's, wherever the paper has that size.
 
 Every comparison is paired (per seed and test image, from the per-image CSVs of the seg stages); which contrasts,
-their unit of replication (the GAN seed wherever GAN images are involved), their interval and their Holm families
-are :mod:`dfgan.report.contrasts` (the statistics: :mod:`dfgan.report.intervals`); the tables'
-rows and Markdown are :mod:`dfgan.report.tables`, the figures and their data :mod:`dfgan.report.figures`.
+their unit of replication (the GAN seed wherever GAN images are involved), their interval and the order of questions
+are :mod:`dfgan.report.contrasts` (the statistics: :mod:`dfgan.report.intervals`); the answers, failed seeds and ρ
+:mod:`dfgan.report.questions`; the tables' rows and Markdown :mod:`dfgan.report.tables`, the figures and their data
+:mod:`dfgan.report.figures`. A run its seg stage skipped (``real+fresh`` where the pool is too small) is left out of
+every table and figure, and its reason is listed in questions.md.
 """
 
 from __future__ import annotations
@@ -27,10 +29,12 @@ from dfgan.core.settings import AUGS, ReportSettings, Settings, variant_lambda_f
 from dfgan.gan.synthetic_sets import PREVIEW_FILE
 from dfgan.report.contrasts import Deltas, RunKey, all_conditions, all_contrasts
 from dfgan.report.figures import (
-    dice_panels, dice_vs_size, improvement, improvement_panels, plot_dice_vs_size, plot_improvement, plot_samples,
-    sample_variants,
+    dice_panels, dice_vs_size, forest_rows, improvement, improvement_panels, plot_dice_vs_size, plot_forest,
+    plot_improvement, plot_samples, sample_variants,
 )
 from dfgan.report.paper_results import PAPER_LABEL
+from dfgan.report.questions import banner, failed_by_run, questions_markdown, worth_rows
+from dfgan.report.questions import headline as headline_of
 from dfgan.report.tables import (
     controls_markdown, controls_table, convergence, convergence_markdown, delta_note, table1, table1_markdown,
     table2, table2_markdown, table2_paper_row,
@@ -58,15 +62,27 @@ def expected_files(
     return expected
 
 
+def load_per_image(
+    seg_data_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]
+) -> dict[RunKey, pd.DataFrame]:
+    """The per-image CSV of every expected run, as written (one row per seed and test image)."""
+    def path_of(size: int, condition: str, aug: str) -> Path:
+        return seg_run(size, condition, aug, data_root=seg_data_dir).per_image_path
+
+    return {key: pd.read_csv(path) for key, path in expected_files(path_of, sizes, conditions,
+                                                                    "per-image Dice").items()}
+
+
+def dice_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """A per-image CSV as a (seed x test row) table of Dice."""
+    return frame.pivot(index="seed", columns="row", values="dice")
+
+
 def load_per_image_dice(
     seg_data_dir: str | Path, sizes: Sequence[int], conditions: Sequence[str]
 ) -> dict[RunKey, pd.DataFrame]:
     """Per-image Dice of every expected run as a (seed x test row) table."""
-    def path_of(size: int, condition: str, aug: str) -> Path:
-        return seg_run(size, condition, aug, data_root=seg_data_dir).per_image_path
-
-    expected = expected_files(path_of, sizes, conditions, "per-image Dice")
-    return {key: pd.read_csv(path).pivot(index="seed", columns="row", values="dice") for key, path in expected.items()}
+    return {key: dice_table(frame) for key, frame in load_per_image(seg_data_dir, sizes, conditions).items()}
 
 
 def load_seg_metrics(
@@ -90,11 +106,12 @@ def finite_or_none(value: float | None) -> float | None:
 
 
 def delta_summary(delta: dict[str, Any]) -> dict[str, Any]:
-    """The numbers of one paired difference that ``dvc metrics diff`` should show: raw and adjusted."""
-    keys = ("mean", "se", "ci_low", "ci_high", "p", "p_adjusted", "adjusted_low", "adjusted_high")
+    """The numbers of one paired difference that ``dvc metrics diff`` should show: raw and adjusted, what the design
+    could detect (``mde``) and whether it is shown ``equivalent`` (None without an interval)."""
+    keys = ("mean", "se", "ci_low", "ci_high", "p", "p_adjusted", "adjusted_low", "adjusted_high", "alpha", "mde")
     out: dict[str, Any] = {key: None if delta[key] is None else round(float(delta[key]), 6) for key in keys}
     out.update(n_units=int(delta["n_units"]), unit=delta["unit"], family=delta["family"],
-               significant=bool(delta["significant"]))
+               tested=bool(delta["tested"]), significant=bool(delta["significant"]), equivalent=delta["equivalent"])
     return out
 
 
@@ -104,28 +121,31 @@ def summary(
     conditions: Sequence[str],
     gains: pd.DataFrame,
     deltas: Deltas,
-    primary: str,
+    questions: dict[str, Any],
     converged: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    """Headline numbers for ``dvc metrics diff``: Dice at the largest size, mean over sizes, every paired
-    difference (raw and Holm-adjusted, by family), the significant ones, and the best-round-last share."""
+    """Headline numbers for ``dvc metrics diff``: the questions (the primary with its λ_FID, the oracle's detection,
+    ρ, failed seeds), Dice at the largest size, mean over sizes, every paired difference (raw and adjusted, by
+    family, with its MDE and equivalence), the significant ones, and the best-round-last share."""
     largest = max(int(s) for s in sizes)
+    runs = [(c, a) for a in AUGS for c in all_conditions(conditions)]
     return {
         "largest_size": largest,
-        "primary": primary,
+        **questions,
         "dice_at_largest_size": {
-            run_label(c, a): results[(largest, c, a)]["dice_mean"] for a in AUGS for c in all_conditions(conditions)
+            run_label(c, a): results[(largest, c, a)]["dice_mean"] for c, a in runs if (largest, c, a) in results
         },
         "mean_dice_over_sizes": {
-            run_label(c, a): float(np.mean([results[(int(s), c, a)]["dice_mean"] for s in sizes]))
-            for a in AUGS
-            for c in all_conditions(conditions)
+            run_label(c, a): float(np.mean([results[(int(s), c, a)]["dice_mean"] for s in sizes
+                                            if (int(s), c, a) in results]))
+            for c, a in runs if any((int(s), c, a) in results for s in sizes)
         },
         "mean_improvement_over_real": {
             column: finite_or_none(float(gains[column].mean())) for column in gains.columns if column != "size"
         },
         "contrasts": {contrast.key: delta_summary(delta) for contrast, delta in deltas.items()},
         "significant_after_adjustment": sorted(c.key for c, d in deltas.items() if d["significant"]),
+        "equivalent": sorted(c.key for c, d in deltas.items() if d["equivalent"]),
         "raw_interval_excludes_zero": sorted(c.key for c, d in deltas.items() if d["excludes_zero"]),
         "best_round_last_share": {
             f"{row['size']}/{run_label(row['condition'], row['aug'])}": row["best_round_last_share"] for row in converged
@@ -208,25 +228,44 @@ def build_report(
     def file(name: str) -> Path:
         return report_file(name, out_dir)
 
-    results = load_seg_metrics(seg_metrics_dir, sizes, conditions)
-    per_image = load_per_image_dice(seg_data_dir, sizes, conditions)
-    deltas = all_contrasts(per_image, results, all_conditions(conditions), sizes, primary, level, min_units)
-    note = delta_note(deltas, level, min_units, primary)
+    report = config.report
+    loaded = load_seg_metrics(seg_metrics_dir, sizes, conditions)
+    skipped = {key: metrics["skipped"] for key, metrics in loaded.items() if metrics.get("skipped")}
+    results = {key: metrics for key, metrics in loaded.items() if key not in skipped}
+    frames = {key: frame for key, frame in load_per_image(seg_data_dir, sizes, conditions).items()
+              if key not in skipped}
+    per_image = {key: dice_table(frame) for key, frame in frames.items()}
+    deltas = all_contrasts(per_image, results, all_conditions(conditions), sizes, report)
+    note = delta_note(deltas, level, min_units, primary, weights)
+    failed = failed_by_run(results, frames, report)
+    worth = worth_rows(per_image, results, sizes, conditions, report)
+    warning = banner(deltas, skipped)
 
+    def markdown(name: str, text: str) -> None:
+        """Write a Markdown file, the warning (if any) under its title."""
+        if warning:
+            title, _, rest = text.partition("\n")
+            text = f"{title}\n\n{warning}\n{rest}"
+        file(name).write_text(text)
+
+    file("questions.md").write_text(questions_markdown(deltas, worth, failed, results, skipped, sizes, report,
+                                                       weights))
     rows1 = table1(results, sizes, conditions, deltas)
-    file("table1.md").write_text(table1_markdown(rows1, note, weights))
+    markdown("table1.md", table1_markdown(rows1, note, weights))
     write_json(file("table1.json"), {"sizes": sizes, "rows": rows1, "paper_source": PAPER_LABEL})
 
     rows2, paper_row = table2(results, sizes, deltas), table2_paper_row()
-    file("table2.md").write_text(table2_markdown(rows2, paper_row, note))
+    markdown("table2.md", table2_markdown(rows2, paper_row, note))
     write_json(file("table2.json"), {"sizes": sizes, "rows": rows2, "paper": paper_row})
 
     rows3 = controls_table(results, sizes, conditions, deltas)
-    file("controls.md").write_text(controls_markdown(rows3, note, weights))
+    markdown("controls.md", controls_markdown(rows3, note, weights))
     write_json(file("controls.json"), {"sizes": sizes, "rows": rows3})
 
-    converged = convergence(results, sizes, conditions)
-    file("convergence.md").write_text(convergence_markdown(converged, weights))
+    converged = convergence(results, sizes, conditions, failed)
+    failed_rule = (f"predicts nothing on more than {report.failed_empty_share:.0%} of the test images, or kept its "
+                   f"first round and scored below {report.failed_dice:g}")
+    file("convergence.md").write_text(convergence_markdown(converged, weights, failed_rule))
 
     dice_vs_size(results, sizes, conditions).to_csv(file("dice_vs_size.csv"), index=False)
     gains = improvement(results, sizes, conditions)
@@ -234,14 +273,16 @@ def build_report(
 
     bare = "hollow markers: too few replicates for an interval"
     plot_improvement(improvement_panels(results, sizes, conditions, deltas, weights), file("fig4_improvement.png"),
-                     f"error bars: Holm-adjusted {level:.0%} intervals of the paired difference to R (scaled by "
-                     f"Dice(R)); {bare}")
+                     f"error bars: {level:.0%} intervals of the paired difference to R (scaled by Dice(R)), adjusted "
+                     f"for the report's questions, raw for exploratory ones; {bare}")
     plot_dice_vs_size(dice_panels(results, per_image, sizes, conditions, level, min_units, weights),
                       file("dice_vs_size.png"),
                       f"error bars: {level:.0%} interval of each mean (GAN seeds as units for GAN conditions); {bare}")
+    plot_forest(forest_rows(deltas, weights), report.equivalence_margin, file("forest.png"))
     plot_samples(synthetic_root, sizes[-1], sample_variants(conditions), config.gan_seed, prepared_dir,
                  config.report.sample_count, file("fig3_samples.png"))
 
-    headline = summary(results, sizes, conditions, gains, deltas, primary, converged)
+    headline = summary(results, sizes, conditions, gains, deltas, headline_of(deltas, worth, failed, results, report,
+                                                                               weights), converged)
     write_json(file("summary.json"), headline)
     return headline

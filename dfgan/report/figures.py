@@ -1,5 +1,6 @@
-"""The report's figures: Figure 3 (samples), Figure 4 (relative improvement) and Dice vs training size, with the
-numbers they plot (Figure 4 and Dice vs size are also written as CSV).
+"""The report's figures: the forest plot of the questions (the figure to look at first), Figure 3 (samples), Figure 4
+(relative improvement) and Dice vs training size, with the numbers they plot (Figure 4 and Dice vs size are also
+written as CSV).
 
 Every plotted mean carries the interval the tables give it (:mod:`dfgan.report.contrasts`): a point without one (too few
 replicates) is drawn hollow, without a bar, so a picture never shows more than the tables support.
@@ -21,7 +22,9 @@ from dfgan.core.settings import AUGS
 from dfgan.data.prepared_arrays import load_prepared
 from dfgan.gan.synthetic_sets import load_synthetic
 from dfgan.report import paper_results
-from dfgan.report.contrasts import Deltas, RunKey, all_conditions, condition_interval, lookup
+from dfgan.report.contrasts import (
+    EXPLORATORY, GATE, ORACLE, PRIMARY, Deltas, RunKey, all_conditions, condition_interval, lookup, primary_condition,
+)
 from dfgan.report.paper_results import PAPER_LABEL
 from dfgan.seg.training_sets import AUG_TITLES, REAL, VARIANT_TITLES, condition_title, parse_condition, uses_synthetic
 
@@ -60,6 +63,8 @@ def improvement_panels(
         for condition in all_conditions(conditions)[1:]:
             points = []
             for size in sizes:
+                if (int(size), condition, aug) not in results:  # skipped (the oracle without fresh images)
+                    continue
                 real = results[(int(size), REAL, aug)]["dice_mean"]
                 delta = lookup(deltas, size, condition, REAL, aug)
                 scale = 100.0 / real if real > 0 else float("nan")
@@ -67,7 +72,8 @@ def improvement_panels(
                 high = None if delta is None or delta["adjusted_high"] is None else scale * delta["adjusted_high"]
                 mean = results[(int(size), condition, aug)]["dice_mean"] - real
                 points.append(Point(int(size), scale * mean, low, high))
-            series[condition_title(condition, weights)] = points
+            if points:
+                series[condition_title(condition, weights)] = points
         panels[aug] = series
     return panels
 
@@ -84,19 +90,25 @@ def dice_panels(
             points = []
             for size in sizes:
                 key = (int(size), condition, aug)
+                if key not in results:
+                    continue
                 own = condition_interval(per_image[key], results[key], level, min_units)
                 points.append(Point(int(size), results[key]["dice_mean"], own["ci_low"], own["ci_high"]))
-            series[condition_title(condition, weights)] = points
+            if points:
+                series[condition_title(condition, weights)] = points
         panels[aug] = series
     return panels
 
 
 def dice_vs_size(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> pd.DataFrame:
-    """Wide form for DVC plots: ``size`` and one mean-Dice column per run label (``real-none``, ...)."""
+    """Wide form for DVC plots: ``size`` and one mean-Dice column per run label (``real-none``, ...); NaN where a
+    run was skipped."""
     columns = {"size": [int(s) for s in sizes]}
     for aug in AUGS:
         for condition in all_conditions(conditions):
-            columns[run_label(condition, aug)] = [results[(int(s), condition, aug)]["dice_mean"] for s in sizes]
+            columns[run_label(condition, aug)] = [
+                results[(int(s), condition, aug)]["dice_mean"] if (int(s), condition, aug) in results else np.nan
+                for s in sizes]
     return pd.DataFrame(columns)
 
 
@@ -108,7 +120,7 @@ def improvement(results: dict[RunKey, dict], sizes: Sequence[int], conditions: S
             columns[f"{condition}-{aug}"] = [
                 relative_improvement(
                     results[(int(s), REAL, aug)]["dice_mean"], results[(int(s), condition, aug)]["dice_mean"]
-                )
+                ) if (int(s), condition, aug) in results else float("nan")
                 for s in sizes
             ]
     return pd.DataFrame(columns)
@@ -187,6 +199,76 @@ def plot_dice_vs_size(panels: dict[str, Series], path: Path, interval_label: str
         finish_size_panel(ax, aug, legend_size=7)
     axes[0].set_ylabel("test Dice")
     figure.suptitle(interval_label, fontsize=8)
+    figure.savefig(path, dpi=120)
+    return path
+
+
+@dataclass(frozen=True)
+class ForestRow:
+    """One contrast of the forest plot: its label, mean, interval (None: none) and how it is read."""
+
+    label: str
+    mean: float
+    low: float | None
+    high: float | None
+    family: str
+    significant: bool
+    size: int
+
+
+def forest_rows(deltas: Deltas, weights: dict[str, float]) -> list[ForestRow]:
+    """The questions in their order (oracle, primary, gate) with the interval they are judged by, then, greyed, the
+    other GANs' R + S - R with the primary's augmentation (exploratory, raw intervals)."""
+    rows = []
+    primary_aug = next((c.aug for c, d in deltas.items() if d["family"] == PRIMARY), None)
+    for family in (ORACLE, PRIMARY, GATE, EXPLORATORY):
+        for contrast, delta in deltas.items():
+            if delta["family"] != family:
+                continue
+            if family == EXPLORATORY and not (contrast.baseline == REAL and uses_synthetic(contrast.condition)
+                                              and contrast.aug == primary_aug):
+                continue
+            tested = delta["tested"] and delta["interval"]
+            low = delta["adjusted_low"] if tested else delta["ci_low"]
+            high = delta["adjusted_high"] if tested else delta["ci_high"]
+            label = (f"N={contrast.size}  {condition_title(contrast.condition, weights)} − "
+                     f"{condition_title(contrast.baseline, weights)}")
+            rows.append(ForestRow(label, float(delta["mean"]), low, high,
+                                  family if delta["tested"] else EXPLORATORY, bool(delta["significant"]),
+                                  contrast.size))
+    return rows
+
+
+FOREST_COLORS = {ORACLE: "tab:green", PRIMARY: "tab:blue", GATE: "tab:purple", EXPLORATORY: "0.6"}
+
+
+def plot_forest(rows: list[ForestRow], margin: float, path: Path) -> Path:
+    """Forest plot: one row per question (top to bottom in the order asked), its mean and the interval it is judged
+    by; filled markers where significant; the equivalence margin shaded; each size's oracle gain as a dotted
+    reference line; exploratory rows grey."""
+    height = 1.5 + 0.35 * max(len(rows), 1)
+    figure = Figure(figsize=(9, height), layout="constrained")
+    ax = figure.subplots()
+    ax.axvspan(-margin, margin, color="0.92", zorder=0, label=f"equivalence margin ±{margin:g}")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    for row in rows:
+        if row.family == ORACLE:
+            ax.axvline(row.mean, color=FOREST_COLORS[ORACLE], linestyle=":", linewidth=1,
+                       label=f"oracle gain, N={row.size}")
+    for y, row in enumerate(reversed(rows)):
+        color = FOREST_COLORS[row.family]
+        if row.low is not None and row.high is not None:
+            ax.plot([row.low, row.high], [y, y], color=color, linewidth=2)
+        ax.plot([row.mean], [y], "o", color=color, mfc=color if row.significant else "white")
+    ax.set_yticks(range(len(rows)), [row.label for row in reversed(rows)], fontsize=8)
+    for tick, row in zip(ax.get_yticklabels(), reversed(rows)):
+        tick.set_color("0.45" if row.family == EXPLORATORY else "black")
+    if not rows:
+        ax.text(0.5, 0.5, "no contrast computed", transform=ax.transAxes, ha="center")
+    ax.set_xlabel("Δ Dice (paired difference)")
+    ax.legend(fontsize=7, loc="lower right")
+    figure.suptitle("The questions in order: green oracle, blue primary, purple gate (adjusted intervals); grey "
+                    "exploratory (raw); filled = significant", fontsize=8)
     figure.savefig(path, dpi=120)
     return path
 

@@ -1,8 +1,9 @@
 """The report's tables: the rows of Table 1, Table 2, the controls and the convergence table (also written as JSON),
 and their Markdown.
 
-A Δ cell is a paired difference from :mod:`dfgan.report.contrasts`: its mean and Holm-adjusted interval, **bold** when
-significant after adjustment, ``(no interval)`` with too few replicates.
+A Δ cell is a paired difference from :mod:`dfgan.report.contrasts`: its mean and interval (adjusted where it is one of
+the report's questions, raw where it is exploratory), its role, its MDE, **bold** only when a question's answer is
+significant, ``(no interval)`` with too few replicates.
 """
 
 from __future__ import annotations
@@ -13,10 +14,13 @@ import numpy as np
 
 from dfgan.core.settings import AUGS
 from dfgan.report import paper_results
-from dfgan.report.contrasts import Deltas, RunKey, all_conditions, gan_variants, lookup, primary_condition
+from dfgan.report.contrasts import (
+    EXPLORATORY, GATE, ORACLE, PRIMARY, Deltas, RunKey, all_conditions, gan_variants, lookup, primary_condition,
+)
 from dfgan.report.paper_results import PAPER_LABEL, PaperDice
+from dfgan.report.questions import interval_text
 from dfgan.seg.training_sets import (
-    AUG_TITLES, FLIPPED_SUFFIX, REAL, REAL_FLIPPED, REAL_PASTED, REAL_PASTED2X, REAL_REPEATED, VARIANT_TITLES,
+    AUG_TITLES, FLIPPED_SUFFIX, REAL, REAL_FLIPPED, REAL_FRESH, REAL_PASTED, REAL_PASTED2X, REAL_REPEATED,
     condition_title, variant_title,
 )
 
@@ -46,7 +50,8 @@ def table1(
     paired difference to R (adjusted in its family); DF-GAN - Pix2Pix; and the paper's R and R+S where it has them."""
     rows = []
     # Pix2Pix and DF-GAN always have their columns (marked "not run" when not trained), then any other variant.
-    shown = (REAL_REPEATED, *dict.fromkeys(["pix2pix", "dfgan", *gan_variants(all_conditions(conditions))]))
+    shown = (REAL_REPEATED, REAL_FRESH,
+             *dict.fromkeys(["pix2pix", "dfgan", *gan_variants(all_conditions(conditions))]))
     for size in sizes:
         for aug in AUGS:
             paper = paper_results.paper_table1(aug, size)
@@ -115,14 +120,19 @@ def controls_table(
     return rows
 
 
-def convergence(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> list[dict[str, Any]]:
-    """Per size, condition and aug: the share of seeds whose kept round was the schedule's last (still improving
-    when the budget ran out), the steps they ran, and the share of test images with an empty prediction."""
+def convergence(
+    results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str], failed: dict[RunKey, list[int]]
+) -> list[dict[str, Any]]:
+    """Per size, condition and aug: the failed seeds (:mod:`dfgan.seg.stability`), the share of seeds whose kept
+    round was the schedule's last (still improving when the budget ran out), the steps they ran, and the share of
+    test images with an empty prediction. Runs that were skipped are left out."""
     rows = []
     for size in sizes:
         for condition in all_conditions(conditions):
             for aug in AUGS:
-                run = results[(int(size), condition, aug)]
+                run = results.get((int(size), condition, aug))
+                if run is None:
+                    continue
                 best, rounds = run.get("best_round_per_seed") or [], run.get("rounds")
                 share = run.get("best_round_last_share")
                 if share is None and best and rounds:  # metrics written before the share was recorded
@@ -134,6 +144,7 @@ def convergence(results: dict[RunKey, dict], sizes: Sequence[int], conditions: S
                     "steps_min": min(s for s in steps if s is not None) if any(s is not None for s in steps) else None,
                     "steps_max": max(s for s in steps if s is not None) if any(s is not None for s in steps) else None,
                     "empty_fraction": run.get("empty_fraction"),
+                    "failed_seeds": failed.get((int(size), condition, aug), []), "seeds": len(run["seeds"]),
                 })
     return rows
 
@@ -160,27 +171,37 @@ def fmt(value: dict[str, float] | None) -> str:
     return NOT_RUN if value is None else f"{value['mean']:.3f} ± {value['sem']:.3f}"
 
 
+ROLE_WORDS = {ORACLE: "oracle", PRIMARY: "primary", GATE: "gate", EXPLORATORY: "expl."}
+
+
 def fmt_delta(delta: dict[str, Any] | None) -> str:
-    """``+0.052 [+0.011, +0.090]``: the mean and its Holm-adjusted interval, in bold when significant after
-    adjustment; ``+0.052 (no interval)`` with too few replicates; ``—`` when not run."""
+    """``**+0.052 [+0.011, +0.090]** primary, MDE 0.061``: the mean and its interval (adjusted for a question, raw
+    for an exploratory contrast), in bold only when a question's answer is significant; the contrast's role; its
+    MDE, or ``≡`` when it is shown equivalent within the margin. ``+0.052 (no interval)`` with too few replicates;
+    ``—`` when not run."""
     if delta is None:
         return "—"
     if not delta["interval"]:
         return f"{delta['mean']:+.3f} (no interval)"
-    text = f"{delta['mean']:+.3f} [{delta['adjusted_low']:+.3f}, {delta['adjusted_high']:+.3f}]"
-    return f"**{text}**" if delta["significant"] else text
+    text = interval_text(delta)
+    role = ROLE_WORDS[delta["family"]] if delta["tested"] else "gate closed, expl."
+    detail = "≡ within margin" if delta["equivalent"] else f"MDE {delta['mde']:.3f}"
+    return f"{f'**{text}**' if delta['significant'] else text} {role}, {detail}"
 
 
-def delta_note(deltas: Deltas, level: float, min_units: int, primary: str) -> str:
+def delta_note(deltas: Deltas, level: float, min_units: int, primary: str, weights: dict[str, float]) -> str:
     """What a Δ cell means, and why some have no interval."""
     variant, aug = primary_condition(primary)
     note = (
-        f"Δ: paired difference on the same seeds and test images, mean [{level:.0%} interval, Holm-adjusted within "
-        f"its family]; the unit of replication is the GAN seed wherever GAN images are involved, else the U-Net++ "
-        f"seed; the interval adds the spread over test images (t with Cochran-Cox's critical value; README, "
-        f"\"A comparison a reviewer can trust\"). **Bold**: significant after adjustment. The pre-declared "
-        f"primary contrast, R + S ({VARIANT_TITLES.get(variant, variant)}) - R "
-        f"{AUG_PHRASES.get(aug, f'with augmentation {aug}')}, is its own family across sizes."
+        f"Δ: paired difference on the same seeds and test images, mean [{level:.0%} interval]; the unit of "
+        "replication is the GAN seed wherever GAN images are involved, else the U-Net++ seed; the interval adds the "
+        "spread over test images (t with Cochran-Cox's critical value; docs/statistics.md). Roles: *oracle*, "
+        f"*primary* (R + S ({variant_title(variant, weights)}) - R {AUG_PHRASES.get(aug, f'with augmentation {aug}')}, "
+        "the pre-declared question) and *gate* are the report's questions (questions.md), their intervals adjusted "
+        "for the order in which they are asked, **bold** when significant; *expl.* is exploratory: a raw interval, "
+        "never bold, that cannot carry a claim. MDE: the smallest true difference this design detects with 80% power "
+        "at that contrast's level; a contrast that is not significant was not detected, which is not evidence that "
+        "there is no difference unless it is marked ≡ (both one-sided tests show it within the equivalence margin)."
     )
     # The reasons read "<n> GAN seed(s); an interval needs at least <m>": name the replicate counts once.
     missing = sorted({d["reason"].split(";")[0] for d in deltas.values() if not d["interval"] and d["reason"]})
@@ -191,17 +212,21 @@ def delta_note(deltas: Deltas, level: float, min_units: int, primary: str) -> st
 
 
 def table1_markdown(rows: list[dict[str, Any]], note: str, weights: dict[str, float]) -> str:
-    variants = [c for c in rows[0]["delta_vs_real"] if c != REAL_REPEATED] if rows else []
+    """Table 1 in the paper's layout, with the R x2 control, the oracle R + fresh where it ran, and every variant."""
+    gan = [c for c in rows[0]["delta_vs_real"] if c not in (REAL_REPEATED, REAL_FRESH)] if rows else []
+    oracle = any(row[REAL_FRESH] is not None for row in rows)
     header = (
         "| Size | Classic aug. | R | R ×2 (control) | Δ | "
-        + "".join(f"R + S ({variant_title(v, weights)}) | Δ | " for v in variants)
+        + ("R + fresh (oracle) | Δ | " if oracle else "")
+        + "".join(f"R + S ({variant_title(v, weights)}) | Δ | " for v in gan)
         + f"DF-GAN − Pix2Pix | {PAPER_LABEL}: R | {PAPER_LABEL}: R + S (DF-GAN) |"
     )
     lines = [
         "# Table 1: segmentation Dice (mean ± standard error over seeds)",
         "",
         "R: the real training images of size N (less the validation images); S: one synthetic image per real lesion "
-        "from the GAN trained on them; R ×2: the real images listed twice (no synthetic image). "
+        "from the GAN trained on them; R ×2: the real images listed twice (no synthetic image); R + fresh: as many "
+        "fresh real training images as S adds (the oracle). "
         + note
         + " The paper's columns are its published numbers on SIIM-ACR at 256x256, shown only where the paper has "
         "that training size.",
@@ -211,10 +236,10 @@ def table1_markdown(rows: list[dict[str, Any]], note: str, weights: dict[str, fl
     ]
     for row in rows:
         paper, delta = row["paper"], row["delta_vs_real"]
+        shown = [REAL_REPEATED, *([REAL_FRESH] if oracle else []), *gan]
         lines.append(
-            f"| {row['size']} | {row['classic_aug']} | {fmt(row['real'])} "
-            f"| {fmt(row[REAL_REPEATED])} | {fmt_delta(delta[REAL_REPEATED])} | "
-            + "".join(f"{fmt(row[v])} | {fmt_delta(delta[v])} | " for v in variants)
+            f"| {row['size']} | {row['classic_aug']} | {fmt(row['real'])} | "
+            + "".join(f"{fmt(row[c])} | {fmt_delta(delta[c])} | " for c in shown)
             + f"{fmt_delta(row['dfgan_minus_pix2pix'])} "
             f"| {'—' if paper is None else fmt(paper['real'])} | {'—' if paper is None else fmt(paper['dfgan'])} |"
         )
@@ -271,16 +296,18 @@ def controls_markdown(rows: list[dict[str, Any]], note: str, weights: dict[str, 
     return "\n".join(lines) + "\n"
 
 
-def convergence_markdown(rows: list[dict[str, Any]], weights: dict[str, float]) -> str:
+def convergence_markdown(rows: list[dict[str, Any]], weights: dict[str, float], failed_rule: str) -> str:
     lines = [
         "# Convergence of the U-Net++ runs",
         "",
-        "Best round last: share of seeds whose kept (best validation Dice) round was the schedule's last, i.e. still "
-        "improving when the budget ran out (seg.epochs rounds; seg.patience stops a seed early). Empty: share of test "
+        f"Failed: seeds that never learned to segment ({failed_rule}), an outcome of their own: a condition that "
+        "trains less stably shows it here instead of in a lower mean. Best round last: share of seeds whose kept "
+        "(best validation Dice) round was the schedule's last, i.e. still improving when the budget ran out "
+        "(seg.epochs rounds; seg.patience stops a seed early, never before seg.min_rounds). Empty: share of test "
         "images on which the model predicted no lesion at all.",
         "",
-        "| Size | Condition | Classic aug. | Rounds | Best round last | Kept rounds | Steps run | Empty |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Size | Condition | Classic aug. | Failed seeds | Rounds | Best round last | Kept rounds | Steps run | Empty |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         share, empty = row["best_round_last_share"], row["empty_fraction"]
@@ -288,6 +315,8 @@ def convergence_markdown(rows: list[dict[str, Any]], weights: dict[str, float]) 
             f"{row['steps_min']}" if row["steps_min"] == row["steps_max"] else f"{row['steps_min']}-{row['steps_max']}")
         lines.append(
             f"| {row['size']} | {condition_title(row['condition'], weights)} | {AUG_TITLES[row['aug']]} "
+            f"| {len(row['failed_seeds'])} of {row['seeds']}"
+            f"{' (' + ', '.join(map(str, row['failed_seeds'])) + ')' if row['failed_seeds'] else ''} "
             f"| {row['rounds']} | {'—' if share is None else f'{share:.0%}'} "
             f"| {', '.join(str(b) for b in row['best_round_per_seed']) or '—'} | {steps} "
             f"| {'—' if empty is None else f'{empty:.0%}'} |"
