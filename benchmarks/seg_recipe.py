@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a params override in YAML form, e.g. seg.patience=null (repeatable)")
     parser.add_argument("--json", type=Path, help="write every seed's numbers here")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1 on a shared machine: two spinning threads on one free core crawl)")
     return parser.parse_args(argv)
 
 
@@ -66,6 +68,8 @@ def overrides(pairs: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     settings = with_values(load_settings(args.params), overrides(args.set))
     prepared = load_prepared(args.prepared)
     device = resolve_device(settings.seg.device)
@@ -88,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                              "test_dice": run.test.mean_dice, "empty_fraction": outcome.empty_fraction,
                              "val_dice": [round(v, 4) for v in run.fit.val_dice],
                              "train_loss": [round(v, 4) for v in run.fit.train_loss]})
+                print(f"  ({condition}-{aug} seed {seed}: {time.perf_counter() - start:.0f} s so far)", flush=True)
             failed = failed_seeds(outcomes)
             improving = [o.best_round == o.rounds for o in outcomes]
             dice = np.array([o.test_dice for o in outcomes])

@@ -27,8 +27,8 @@ TINY_OVERRIDES: dict[str, Any] = {
         "checkpoint_every": 1, "fid_eval_every": 2, "sample_count": 2, "seeds": [0, 1],
     },
     "synth": {"preview_count": 2},
-    # real+paste: a GAN-free control, so the lambda_l1 experiment must not rerun it.
-    "seg": {"epochs": 1, "batch_size": 4, "seeds": [0, 1], "real_conditions": ["real", "real+paste"],
+    # real+paste and the oracle real+fresh: GAN-free, so the lambda_l1 experiment must not rerun them.
+    "seg": {"epochs": 1, "batch_size": 4, "seeds": [0, 1], "real_conditions": ["real", "real+paste", "real+fresh"],
             "flipped_variants": ["dfgan"]},
     "report": {"min_units": 2},  # two GAN seeds and two U-Net++ seeds: intervals (not calibrated at 2), computed
 }

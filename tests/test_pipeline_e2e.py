@@ -64,7 +64,7 @@ def test_whole_pipeline_then_lambda_l1_experiment(tiny_pipeline: ReproducedPipel
             for variant in ("pix2pix", "dfgan") for seed in (0, 1)}
     segs = {f"seg_synth@4-{v}-{a}" for v in ("pix2pix", "dfgan") for a in ("none", "classic")}
     segs |= {f"seg_synth2x@4-dfgan-{a}" for a in ("none", "classic")}
-    controls = {f"seg_real@4-{c}-{a}" for c in ("real", "real+paste") for a in ("none", "classic")}
+    controls = {f"seg_real@4-{c}-{a}" for c in ("real", "real+paste", "real+fresh") for a in ("none", "classic")}
     assert {"phantom@default", "prepare", "report"} | controls | gans | segs <= ran
 
     table1 = (repo / "metrics/report/table1.md").read_text()
@@ -80,11 +80,20 @@ def test_whole_pipeline_then_lambda_l1_experiment(tiny_pipeline: ReproducedPipel
     summary = json.loads((repo / "metrics/report/summary.json").read_text())
     versus_real = {key.split("/")[1] for key in summary["contrasts"] if key.endswith("-vs-real")}
     assert versus_real == {
-        f"{run}-{aug}-vs-real" for run in ("real+paste", "real+pix2pix", "real+dfgan", "real+dfgan2x")
+        f"{run}-{aug}-vs-real" for run in ("real+paste", "real+fresh", "real+pix2pix", "real+dfgan", "real+dfgan2x")
         for aug in ("none", "classic")
     }
     primary = summary["contrasts"]["4/real+dfgan-classic-vs-real"]
     assert primary["family"] == "primary" and primary["unit"] == "gan" and primary["n_units"] == 2
+    assert primary["mde"] is not None and primary["equivalent"] in (True, False)
+    assert summary["contrasts"]["4/real+fresh-classic-vs-real"]["family"] == "oracle"
+    assert summary["contrasts"]["4/real+dfgan-classic-vs-pix2pix"]["family"] == "gate"
+    assert summary["primary"]["lambda_fid"] == 0.01 and summary["oracle_detected"] in (True, False)
+    assert set(summary["synthetic_worth"]) == {"4/pix2pix-classic", "4/dfgan-classic"}
+    fresh = json.loads((repo / "metrics/seg/4/real+fresh-none.json").read_text())
+    assert fresh["n_train_fresh"] == fresh["n_train_real"] == 3 and fresh["skipped"] is None
+    assert "## 1. Can this run detect a gain that exists? (the oracle)" in (
+        repo / "metrics/report/questions.md").read_text()
     assert summary["contrasts"]["4/real+paste-none-vs-real"]["unit"] == "seed"
     assert (repo / "metrics/report/controls.md").read_text().count("R + paste (control)") >= 2
 

@@ -290,7 +290,7 @@ def tiny_seg(aug: str = "classic", **overrides: Any) -> SegConfig:
     """A small U-Net++ run config (random resnet18 weights, narrow decoder, one round)."""
     config = SegConfig(
         encoder="resnet18", decoder_channels=(32, 16, 8, 8, 4), encoder_weights=None, encoder_weights_path=None,
-        seeds=(0, 1), schedule="steps", epochs=1, patience=None, budget_factor=2.0, batch_size=4, lr=0.001,
+        seeds=(0, 1), schedule="steps", epochs=1, patience=None, min_rounds=1, budget_factor=2.0, batch_size=4, lr=0.001,
         bce_weight=1.0, dice_weight=1.0, threshold=0.5, device="auto", compile="off", cuda_graphs=False, workers=0,
         augment_on="loader", aug=aug, augmentation=CLASSIC if aug == "classic" else NoAugmentation(),
     )

@@ -209,14 +209,16 @@ def build_report(
     config: ReportConfig,
     seg_metrics_dir: str | Path,
     seg_data_dir: str | Path,
-    synthetic_root: str | Path,
+    synthetic_root: str | Path | None,
     out_dir: str | Path,
     prepared_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Write every report file into ``out_dir`` and return the summary.
 
     ``seg_data_dir`` holds the per-image Dice CSVs the paired differences need. The samples figure uses the largest
-    size's synthetic sets of ``config.gan_seed`` and, when ``prepared_dir`` is given, the real images.
+    size's synthetic sets of ``config.gan_seed`` and, when ``prepared_dir`` is given, the real images; without
+    ``synthetic_root`` (a committed evidence run, whose images are not in git) it is not drawn and a figure already
+    in ``out_dir`` stays.
     """
     sizes = sorted(config.sizes)
     if not sizes:
@@ -279,8 +281,9 @@ def build_report(
                       file("dice_vs_size.png"),
                       f"error bars: {level:.0%} interval of each mean (GAN seeds as units for GAN conditions); {bare}")
     plot_forest(forest_rows(deltas, weights), report.equivalence_margin, file("forest.png"))
-    plot_samples(synthetic_root, sizes[-1], sample_variants(conditions), config.gan_seed, prepared_dir,
-                 config.report.sample_count, file("fig3_samples.png"))
+    if synthetic_root is not None:
+        plot_samples(synthetic_root, sizes[-1], sample_variants(conditions), config.gan_seed, prepared_dir,
+                     config.report.sample_count, file("fig3_samples.png"))
 
     headline = summary(results, sizes, conditions, gains, deltas, headline_of(deltas, worth, failed, results, report,
                                                                                weights), converged)

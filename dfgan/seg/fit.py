@@ -280,6 +280,12 @@ def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def stops_early(round_number: int, best_round: int, patience: int | None, min_rounds: int) -> bool:
+    """Early stopping after ``round_number``: ``patience`` rounds without a better validation Dice, and never before
+    round ``min_rounds`` (see :func:`fit`); ``patience`` None: never."""
+    return patience is not None and round_number >= min_rounds and round_number - best_round >= patience
+
+
 def fit(
     model: nn.Module,
     data: TrainingSet,
@@ -343,8 +349,7 @@ def fit(
             live.make_summary()
         # Early stopping on the validation Dice, the same rule for every condition; without validation there is
         # nothing to stop on.
-        if (patience is not None and data.n_val and round_number >= config.min_rounds
-                and round_number - result.best_round >= patience):
+        if data.n_val and stops_early(round_number, result.best_round, patience, config.min_rounds):
             break
     model.load_state_dict(result.best_state)
     return result
