@@ -10,7 +10,7 @@ those measured on the real table (see ``REAL_MASK_STATS``). This module writes t
 Layout written (the real ingestion path reads it unchanged): ``dicom-images-train/<Study>/<Series>/<ImageId>.dcm``
 and ``train-rle.csv`` with header ``ImageId, EncodedPixels``, values `` <code>`` / `` -1``, one row per region.
 Everything is deterministic from the seed: image ``i`` draws from ``SeedSequence([seed, i])``, so the output does
-not depend on the number of worker processes.
+not depend on the number of worker processes, nor on the CPU's vector instructions (see ``phantom_render``).
 """
 
 from __future__ import annotations

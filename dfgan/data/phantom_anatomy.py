@@ -7,11 +7,14 @@ Used by :mod:`dfgan.data.phantom_render`.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from dfgan.core import portable_math
 
 # ----------------------------------------------------------------------------------------------------------------
 # Geometry helpers: shapes are point lists in a canonical unit frame (x right, y down), mapped to pixels per patient.
@@ -26,11 +29,12 @@ def catmull_rom(points: np.ndarray, samples: int, closed: bool) -> np.ndarray:
         ext = np.concatenate([p[:1], p, p[-1:]])
     n_segments = len(p) if closed else len(p) - 1
     t = np.linspace(0.0, 1.0, samples, endpoint=False)[:, None]
+    t2, t3 = t * t, t * t * t  # products, not numpy's power (which calls the C library's pow)
     curves = []
     for i in range(n_segments):
         p0, p1, p2, p3 = ext[i], ext[i + 1], ext[i + 2], ext[i + 3]
         curves.append(
-            0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t**2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t**3)
+            0.5 * ((2 * p1) + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t3)
         )
     out = np.concatenate(curves)
     return out if closed else np.concatenate([out, p[-1:]])
@@ -45,32 +49,47 @@ def mirror(points: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Frame:
-    """Canonical unit coordinates -> pixel coordinates (scale, small rotation, shift) for one patient."""
+    """Canonical unit coordinates -> pixel coordinates (scale, small rotation, shift) for one patient.
+
+    Every product is written out (no matrix product, which BLAS computes with CPU-dependent kernels), and the
+    rotation's sine and cosine come from :mod:`dfgan.core.portable_math`, so pixel positions are the same bits on
+    every CPU.
+    """
 
     size: int
-    matrix: np.ndarray  # 2x3 affine
+    matrix: tuple[tuple[float, float, float], tuple[float, float, float]]  # 2x3 affine
 
     @staticmethod
     def make(size: int, scale: float, angle_deg: float, shift: tuple[float, float]) -> "Frame":
-        a = math.radians(angle_deg)
-        rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]]) * scale * size
-        centre = np.array([0.5, 0.5])
-        offset = size * (centre + np.asarray(shift)) - rot @ centre
-        return Frame(size, np.concatenate([rot, offset[:, None]], axis=1))
+        sin_a, cos_a = portable_math.sin_cos_scalar(portable_math.radians(float(angle_deg)))
+        cos, sin = cos_a * scale * size, sin_a * scale * size
+        # the canonical centre (0.5, 0.5) lands on the image centre, shifted
+        x0 = size * (0.5 + shift[0]) - (cos * 0.5 - sin * 0.5)
+        y0 = size * (0.5 + shift[1]) - (sin * 0.5 + cos * 0.5)
+        return Frame(size, ((cos, -sin, x0), (sin, cos, y0)))
+
+    @functools.cached_property
+    def _columns(self) -> np.ndarray:
+        return np.array(self.matrix).T  # rows: the x column, the y column, the offset
 
     def px(self, points: np.ndarray) -> np.ndarray:
-        return np.asarray(points, dtype=np.float64) @ self.matrix[:, :2].T + self.matrix[:, 2]
+        p = np.asarray(points, dtype=np.float64)
+        columns = self._columns
+        return p[:, :1] * columns[0] + p[:, 1:] * columns[1] + columns[2]  # x*a + y*b + c, x*d + y*e + f
 
+    @functools.cached_property
     def canonical_grid(self) -> tuple[np.ndarray, np.ndarray]:
-        """Canonical (u, v) of every pixel centre, as float32 (H, W) arrays."""
-        inverse = cv2.invertAffineTransform(self.matrix)
-        ys, xs = np.mgrid[0 : self.size, 0 : self.size].astype(np.float32)
-        u = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
-        v = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
-        return u.astype(np.float32), v.astype(np.float32)
+        """Canonical (u, v) of every pixel centre, as float64 (H, W) arrays (computed once per frame)."""
+        (a, b, c), (d, e, f) = self.matrix
+        det = a * e - b * d
+        ia, ib, id_, ie = e / det, -b / det, -d / det, a / det
+        ic, if_ = -(ia * c + ib * f), -(id_ * c + ie * f)
+        ys, xs = np.mgrid[0 : self.size, 0 : self.size].astype(np.float64)
+        return ia * xs + ib * ys + ic, id_ * xs + ie * ys + if_
 
     def length(self, canonical: float) -> float:
-        return canonical * float(np.hypot(*self.matrix[:, 0]))
+        a, d = self.matrix[0][0], self.matrix[1][0]
+        return canonical * math.sqrt(a * a + d * d)  # sqrt is correctly rounded: the same bits everywhere
 
 
 SUBPIXEL_BITS = 4  # cv2 drawing with fractional coordinates: smooth edges even at 256 px
@@ -81,30 +100,17 @@ def _fixed(points_px: np.ndarray) -> np.ndarray:
 
 
 def fill_polygon(frame: Frame, points: np.ndarray) -> np.ndarray:
-    """A binary uint8 mask of a closed canonical polygon."""
+    """A binary uint8 mask of a closed canonical polygon (OpenCV rasterizes integer coordinates in integers)."""
     canvas = np.zeros((frame.size, frame.size), np.uint8)
     cv2.fillPoly(canvas, [_fixed(frame.px(points))], 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
     return canvas
 
 
 def draw_curve(canvas: np.ndarray, frame: Frame, points: np.ndarray, width: float, value: float) -> None:
-    """Draw an open canonical polyline of canonical ``width`` onto a float32 canvas (in place)."""
+    """Draw an open canonical polyline of canonical ``width`` onto a float32 canvas (in place; OpenCV draws on a
+    float canvas without anti-aliasing, in integer coordinates)."""
     thickness = max(1, int(round(frame.length(width))))
     cv2.polylines(canvas, [_fixed(frame.px(points))], False, float(value), thickness, cv2.LINE_AA, SUBPIXEL_BITS)
-
-
-def wide_blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
-    """A large Gaussian blur computed at 1/8 resolution (smooth fields only; fast at 1024 px)."""
-    size = image.shape[0]
-    small = cv2.resize(image, (max(8, size // 8), max(8, size // 8)), interpolation=cv2.INTER_AREA)
-    small = blur(small, sigma_px * small.shape[0] / size)
-    return cv2.resize(small, (image.shape[1], size), interpolation=cv2.INTER_LINEAR)
-
-
-def blur(image: np.ndarray, sigma_px: float) -> np.ndarray:
-    if sigma_px < 0.3:
-        return image
-    return cv2.GaussianBlur(image, (0, 0), sigma_px, borderType=cv2.BORDER_REPLICATE)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -189,10 +195,10 @@ def left_lung_outline(p: Patient) -> np.ndarray:
 
 
 def ellipse(centre: tuple[float, float], axes: tuple[float, float], angle_deg: float, n: int = 96) -> np.ndarray:
-    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
-    a = math.radians(angle_deg)
-    x, y = axes[0] * np.cos(t), axes[1] * np.sin(t)
-    return np.stack([centre[0] + x * math.cos(a) - y * math.sin(a), centre[1] + x * math.sin(a) + y * math.cos(a)], 1)
+    t = np.linspace(0, 2 * portable_math.PI, n, endpoint=False)
+    sin_a, cos_a = portable_math.sin_cos_scalar(portable_math.radians(float(angle_deg)))
+    x, y = axes[0] * portable_math.cos(t), axes[1] * portable_math.sin(t)
+    return np.stack([centre[0] + x * cos_a - y * sin_a, centre[1] + x * sin_a + y * cos_a], 1)
 
 
 def heart_outline(p: Patient) -> np.ndarray:
@@ -254,7 +260,8 @@ def rib_curves(p: Patient) -> list[tuple[np.ndarray, float, float]]:
         t = np.linspace(0.0, 1.0, 24)
         reach = 0.47 - wall if k else 0.26  # the first rib is short and rings the apex
         x = 0.47 - reach * t
-        y = y0 - (0.035 + 0.002 * k) * np.sin(np.pi * t * 0.8) + (0.06 + 0.008 * k) * t**2.5
+        rise = portable_math.sin(portable_math.PI * t * 0.8)
+        y = y0 - (0.035 + 0.002 * k) * rise + (0.06 + 0.008 * k) * (t * t * np.sqrt(t))  # t**2.5
         posterior = np.stack([x, y], 1)
         if k:
             tail = np.array([(wall + 0.002, y[-1] + 0.04), (wall + 0.01, y[-1] + 0.08)])
@@ -297,19 +304,21 @@ def vessel_segments(rng: np.random.Generator, hilum: tuple[float, float], latera
     trunk_angles = np.array([-95.0, -120.0, -145.0, -170.0, 160.0, 135.0, 110.0])  # image-left lung, deg from +x
     if lateral > 0:
         trunk_angles = 180.0 - trunk_angles
-    stack = [(hilum[0], hilum[1], math.radians(a + rng.uniform(-10, 10)), rng.uniform(0.05, 0.075), 0.008, 1.0, 0)
-             for a in trunk_angles]
+    stack = [(hilum[0], hilum[1], portable_math.radians(float(a) + rng.uniform(-10, 10)), rng.uniform(0.05, 0.075),
+              0.008, 1.0, 0) for a in trunk_angles]
     while stack:
         x, y, angle, length, width, weight, depth = stack.pop()
         # a slightly tortuous segment: two halves with a small bend
         bend = angle + rng.uniform(-0.3, 0.3)
-        xm, ym = x + 0.5 * length * math.cos(angle), y + 0.5 * length * math.sin(angle)
-        x1, y1 = xm + 0.5 * length * math.cos(bend), ym + 0.5 * length * math.sin(bend)
+        sin_angle, cos_angle = portable_math.sin_cos_scalar(angle)
+        sin_bend, cos_bend = portable_math.sin_cos_scalar(bend)
+        xm, ym = x + 0.5 * length * cos_angle, y + 0.5 * length * sin_angle
+        x1, y1 = xm + 0.5 * length * cos_bend, ym + 0.5 * length * sin_bend
         segments.append((x, y, xm, ym, width, weight))
         segments.append((xm, ym, x1, y1, width * 0.92, weight * 0.95))
         if depth < 6:
             for sign in (-1.0, 1.0):
-                spread = math.radians(rng.uniform(14, 32))
+                spread = portable_math.radians(rng.uniform(14, 32))
                 stack.append((x1, y1, bend + sign * spread, length * rng.uniform(0.72, 0.86), width * 0.72,
                               weight * 0.86, depth + 1))
     return segments

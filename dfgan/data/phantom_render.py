@@ -4,6 +4,13 @@ bones, the pleural line and the exposure, from one patient's anatomy (:mod:`dfga
 A pneumothorax is a crescent along the apical/lateral pleural margin of a lung where lung markings are absent,
 bounded on the lung side by a thin bright visceral pleural line; the mask is exactly that crescent. Its statistics
 follow those measured on the real table (see ``REAL_MASK_STATS``).
+
+The pixels are the same bytes on every x86 CPU (issue 27, tests/test_phantom_determinism.py): fields are float64
+and built only from IEEE-754 basic operations; powers, exponentials and trigonometry come from
+:mod:`dfgan.core.portable_math` (not numpy's or the C library's, which pick vector or FMA code by CPU); blurs and
+resampling from :mod:`dfgan.core.portable_filters` (not OpenCV's float kernels); OpenCV is used only where it
+works in integers (polygon and line rasterization, erosion, dilation, the distance transform, the 16-bit
+fixed-point Gaussian).
 """
 
 from __future__ import annotations
@@ -15,11 +22,12 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from dfgan.core import portable_math as pm
+from dfgan.core.portable_filters import gaussian_blur, resample, wide_blur
 from dfgan.data.phantom_anatomy import (
     Frame,
     Patient,
     airway_curves,
-    blur,
     body_outline,
     catmull_rom,
     clavicle_curves,
@@ -32,7 +40,6 @@ from dfgan.data.phantom_anatomy import (
     right_lung_outline,
     sample_patient,
     vessel_segments,
-    wide_blur,
 )
 
 # Measured on 600 real positive masks (../shared/README.md); the sampler below is calibrated against them.
@@ -46,7 +53,7 @@ REAL_MASK_STATS = {
 }
 # Region counts per positive image (3+ split as 3 and 4) and the log-normal total area that matches the quantiles.
 REGION_COUNT_PROBS = {1: 0.75, 2: 0.18, 3: 0.05, 4: 0.02}
-AREA_LOG_MEDIAN = math.log(0.0087)
+AREA_LOG_MEDIAN = float(pm.log(0.0087))
 AREA_LOG_SIGMA = 1.07  # (ln p95 - ln median) / 1.645 ~ 1.04 and (ln median - ln p5) / 1.645 ~ 1.11
 AREA_CLIP = (0.0006, 0.09)
 FIRST_REGION_IMAGE_LEFT = 0.6  # the patient's right lung
@@ -55,6 +62,7 @@ APICAL_PROBABILITY = 0.68  # a region's centre lies on the apical rather than th
 CRESCENT_TAPER = 1.3  # exponent of the thickness profile along the margin (cos^k)
 MAX_THICKNESS_PER_ARC = 0.3  # the thickest point of a crescent, as a share of its length along the margin
 PLEURAL_ARC_DEG = (-35.0, 155.0)  # the apical and lateral margin; beyond lie the mediastinum and the diaphragm
+NOISE_CLIP = 8.0  # standard deviations of the quantum noise kept (beyond: once in 1e15 pixels)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -75,7 +83,7 @@ def sample_crescents(rng: np.random.Generator) -> list[Crescent]:
     """Region count, total area, side and place along the margin, following the real mask statistics."""
     counts, probs = zip(*REGION_COUNT_PROBS.items())
     n = int(rng.choice(counts, p=probs))
-    total = float(np.clip(math.exp(rng.normal(AREA_LOG_MEDIAN, AREA_LOG_SIGMA)), *AREA_CLIP))
+    total = float(np.clip(pm.exp(rng.normal(AREA_LOG_MEDIAN, AREA_LOG_SIGMA)), *AREA_CLIP))
     shares = rng.dirichlet(np.full(n, 2.0)) if n > 1 else np.ones(1)
     first_lung = 0 if rng.random() < FIRST_REGION_IMAGE_LEFT else 1
     crescents: list[Crescent] = []
@@ -104,8 +112,8 @@ def _lung_angles(crop: np.ndarray, lateral: float) -> np.ndarray:
     ys, xs = np.nonzero(crop)
     cy = ys.min() + 0.62 * (ys.max() - ys.min())
     cx = xs.mean()
-    yy, xx = np.mgrid[0 : crop.shape[0], 0 : crop.shape[1]].astype(np.float32)
-    return np.degrees(np.arctan2(lateral * (xx - cx), cy - yy))
+    yy, xx = np.mgrid[0 : crop.shape[0], 0 : crop.shape[1]].astype(np.float64)
+    return pm.degrees(pm.atan2(lateral * (xx - cx), cy - yy))
 
 
 def crescent_region(lung: np.ndarray, lateral: float, crescent: Crescent) -> np.ndarray:
@@ -128,14 +136,15 @@ def crescent_region(lung: np.ndarray, lateral: float, crescent: Crescent) -> np.
         return region
     distance, labels = cv2.distanceTransformWithLabels((~arc).astype(np.uint8), cv2.DIST_L2, 5,
                                                        labelType=cv2.DIST_LABEL_PIXEL)
-    arc_angle = np.zeros(int(labels.max()) + 1, np.float32)
+    arc_angle = np.zeros(int(labels.max()) + 1, np.float64)
     arc_angle[labels[arc]] = angle[arc]
     offset = (arc_angle[labels] - crescent.centre_deg) / crescent.half_width_deg
     # a steep taper: thick in the middle, running out to a sliver at both ends like a real crescent
-    profile = np.where(np.abs(offset) < 1.0, np.cos(0.5 * np.pi * np.clip(offset, -1, 1)) ** CRESCENT_TAPER, 0.0)
+    taper = pm.unit_power(np.maximum(pm.cos(0.5 * pm.PI * np.clip(offset, -1, 1)), 0.0), CRESCENT_TAPER)
+    profile = np.where(np.abs(offset) < 1.0, taper, 0.0)
     # Nearest-point thickness is constant over each margin pixel's Voronoi cell: smooth it, or the inner border
     # comes out serrated where cells of far-apart margin points meet (inside the apex)
-    profile = blur(profile.astype(np.float32), 0.01 * lung.shape[0])
+    profile = gaussian_blur(profile, 0.01 * lung.shape[0])
     inside = (crop > 0) & (profile > 1e-3)
     target = crescent.area_fraction * lung.size
     # a crescent is much longer than thick: an area the stretch cannot hold is left smaller instead
@@ -172,7 +181,7 @@ def render_phantom(size: int, rng: np.random.Generator, positive: bool) -> Phant
     frame = Frame.make(size, patient.scale, patient.angle, patient.shift)
     unit = frame.length(1.0) / 1024.0  # pixels per pixel-at-1024: keeps blur and line widths resolution-free
 
-    body = fill_polygon(frame, body_outline(patient)).astype(np.float32)
+    body = fill_polygon(frame, body_outline(patient))
     heart = fill_polygon(frame, heart_outline(patient))
     lungs = [fill_polygon(frame, catmull_rom(o, 16, closed=True)) for o in
              (right_lung_outline(patient), left_lung_outline(patient))]
@@ -186,16 +195,16 @@ def render_phantom(size: int, rng: np.random.Generator, positive: bool) -> Phant
         pneumothorax |= region
 
     density = soft_tissue(frame, patient, body, heart, unit)
-    lung_field = (visible_lungs[0] | visible_lungs[1]).astype(np.float32)
-    air = blur(lung_field, 4.0 * unit)
+    lung_field = visible_lungs[0] | visible_lungs[1]
+    air = gaussian_blur(lung_field, 4.0 * unit)
     depth = wide_blur(lung_field, 45.0 * unit)  # the lung is thinner at its margins: they look less dark
     # pleural air reaches right up to the chest wall and replaces the lung: full air, no soft margin
-    free_air = blur(pneumothorax.astype(np.float32), 0.7 * unit)
+    free_air = gaussian_blur(pneumothorax, 0.7 * unit)
     air = np.maximum(air, free_air)
     depth = np.maximum(depth, 0.7 * free_air)
     density -= 0.22 * air + 0.2 * depth * air
     density += lung_markings(frame, patient, rng, visible_lungs, pneumothorax, unit)
-    density += bones(frame, patient, air, unit) * blur(body, 3.0 * unit)  # no bone outside the body
+    density += bones(frame, patient, air, unit) * gaussian_blur(body, 3.0 * unit)  # no bone outside the body
     density += pleural_line(pneumothorax, visible_lungs, unit)
     image = expose(density, patient, rng, unit)
     return Phantom(image, regions, patient, visible_lungs[0] | visible_lungs[1])
@@ -204,18 +213,19 @@ def render_phantom(size: int, rng: np.random.Generator, positive: bool) -> Phant
 def soft_tissue(frame: Frame, p: Patient, body: np.ndarray, heart: np.ndarray, unit: float) -> np.ndarray:
     """Projected soft-tissue thickness: thick mediastinum and abdomen, thin flanks, a denser heart, dark airways
     and a gastric air bubble under the left dome."""
-    u, v = frame.canonical_grid()
-    across = np.clip(1.0 - ((u - 0.5) / (0.5 + p.body_width)) ** 2, 0.0, 1.0)
-    thickness = 0.30 + 0.36 * across**0.7
+    u, v = frame.canonical_grid
+    offset = (u - 0.5) / (0.5 + p.body_width)
+    across = np.clip(1.0 - offset * offset, 0.0, 1.0)
+    thickness = 0.30 + 0.36 * pm.unit_power(across, 0.7)
     thickness += 0.10 * np.clip((v - p.dome_y) / 0.10, 0.0, 1.0)  # liver and abdomen below the diaphragm
     thickness += 0.06 * np.clip((0.22 - v) / 0.12, 0.0, 1.0) * np.clip((np.abs(u - 0.5) - 0.12) / 0.1, 0.0, 1.0)
-    density = blur(body, 4.0 * unit) * thickness
-    density += 0.05 * blur(heart.astype(np.float32), 12.0 * unit)
-    airways = np.zeros_like(density)
+    density = gaussian_blur(body, 4.0 * unit) * thickness
+    density += 0.05 * gaussian_blur(heart, 12.0 * unit)
+    airways = np.zeros(density.shape, np.float32)
     for curve, width in airway_curves(p):
         draw_curve(airways, frame, curve, width, 1.0)
-    bubble = fill_polygon(frame, ellipse((0.66, p.dome_y + 0.09), (0.05, 0.03), 10.0)).astype(np.float32)
-    density -= 0.07 * blur(airways, 6.0 * unit) + 0.04 * blur(bubble, 8.0 * unit)
+    bubble = fill_polygon(frame, ellipse((0.66, p.dome_y + 0.09), (0.05, 0.03), 10.0))
+    density -= 0.07 * gaussian_blur(airways, 6.0 * unit) + 0.04 * gaussian_blur(bubble, 8.0 * unit)
     return density
 
 
@@ -235,16 +245,15 @@ def lung_markings(
         segments = vessel_segments(rng, hilum, -1.0 if side == 0 else 1.0)
         for x0, y0, x1, y1, width, weight in reversed(segments):
             draw_curve(vessels, frame, np.array([(x0, y0), (x1, y1)]), max(width, 0.0015), weight)
-    vessels = blur(vessels, 2.0 * unit)
-    hilar = np.zeros_like(vessels)  # the large central vessels: soft blobs at the hila
+    vessels = gaussian_blur(vessels, 2.0 * unit)
+    hilar = np.zeros((size, size), np.uint8)  # the large central vessels: soft blobs at the hila
     for hilum in hila:
-        hilar += fill_polygon(frame, ellipse(hilum, (0.035, 0.055), 0.0))
-    vessels = np.maximum(vessels, 0.8 * blur(hilar, 12.0 * unit))
+        hilar |= fill_polygon(frame, ellipse(hilum, (0.035, 0.055), 0.0))
+    vessels = np.maximum(vessels, 0.8 * gaussian_blur(hilar, 12.0 * unit))
     texture_size = max(8, size // 6)
-    texture = cv2.resize(rng.standard_normal((texture_size, texture_size)).astype(np.float32), (size, size),
-                         interpolation=cv2.INTER_CUBIC)
-    lung_field = blur((lungs[0] | lungs[1]).astype(np.float32), 3.0 * unit)
-    markings_absent = blur(pneumothorax.astype(np.float32), 1.0 * unit)
+    texture = resample(rng.standard_normal((texture_size, texture_size)), (size, size), "cubic")
+    lung_field = gaussian_blur(lungs[0] | lungs[1], 3.0 * unit)
+    markings_absent = gaussian_blur(pneumothorax, 1.0 * unit)
     present = lung_field * (1.0 - markings_absent)
     return present * (0.05 + 0.11 * p.vessel_gain * vessels + 0.012 * texture) - 0.035 * markings_absent
 
@@ -257,27 +266,30 @@ def bones(frame: Frame, p: Patient, air: np.ndarray, unit: float) -> np.ndarray:
         draw_curve(ribs, frame, curve, width, weight)
     cortex = ribs - cv2.erode(ribs, np.ones((3, 3), np.uint8), iterations=max(1, int(round(2.5 * unit))))
     edge = 0.6 * min(1.0, unit)  # below ~1024 px the cortex is sub-pixel: let it fade rather than outline ribs
-    ribs = blur(0.6 * ribs + edge * cortex, 1.5 * unit)
+    ribs = gaussian_blur(0.6 * ribs + edge * cortex, 1.5 * unit, high=1.2)  # cortex: up to 0.6 + 0.6
     clavicles = np.zeros((size, size), np.float32)
     for curve in clavicle_curves(p):
         draw_curve(clavicles, frame, curve, 0.03, 1.0)
     clavicle_cortex = clavicles - cv2.erode(clavicles, np.ones((3, 3), np.uint8), iterations=max(1, int(round(3 * unit))))
-    u, v = frame.canonical_grid()
-    spine_band = np.clip(1.0 - np.abs(u - 0.5) / 0.045, 0.0, 1.0) ** 0.4
-    discs = 0.9 + 0.1 * np.clip(np.cos(2 * np.pi * (v - p.apex_y) / (p.rib_spacing * 0.95)) * 3.0, -1.0, 1.0)
-    spine = blur(spine_band * discs, 2.0 * unit)
-    return (0.08 * ribs * (0.35 + 0.65 * air) + 0.09 * blur(0.6 * clavicles + edge * clavicle_cortex, 1.5 * unit)
-            + 0.06 * spine)
+    u, v = frame.canonical_grid
+    spine = np.zeros((size, size))
+    band = np.abs(u - 0.5) < 0.045  # the spine's band; its profile and discs are computed there only
+    spine_band = pm.unit_power(1.0 - np.abs(u[band] - 0.5) / 0.045, 0.4)
+    discs = 0.9 + 0.1 * np.clip(pm.cos(2 * pm.PI * (v[band] - p.apex_y) / (p.rib_spacing * 0.95)) * 3.0, -1.0, 1.0)
+    spine[band] = spine_band * discs
+    spine = gaussian_blur(spine, 2.0 * unit)
+    clavicles = gaussian_blur(0.6 * clavicles + edge * clavicle_cortex, 1.5 * unit, high=1.2)
+    return 0.08 * ribs * (0.35 + 0.65 * air) + 0.09 * clavicles + 0.06 * spine
 
 
 def pleural_line(pneumothorax: np.ndarray, lungs: Sequence[np.ndarray], unit: float) -> np.ndarray:
     """The visceral pleural line: a thin bright edge on the lung side of the pneumothorax."""
     if not pneumothorax.any():
-        return np.zeros(pneumothorax.shape, np.float32)
+        return np.zeros(pneumothorax.shape)
     width = max(1, int(round(2.0 * unit)))
     grown = cv2.dilate(pneumothorax, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * width + 1, 2 * width + 1)))
     line = (grown > 0) & (pneumothorax == 0) & ((lungs[0] | lungs[1]) > 0)
-    return 0.10 * blur(line.astype(np.float32), 0.8 * unit)
+    return 0.10 * gaussian_blur(line, 0.8 * unit)
 
 
 def expose(density: np.ndarray, p: Patient, rng: np.random.Generator, unit: float) -> np.ndarray:
@@ -285,11 +297,12 @@ def expose(density: np.ndarray, p: Patient, rng: np.random.Generator, unit: floa
     linear = (density - 0.4) * 1.35 * p.contrast + 0.45 + p.exposure
     # a film-like shoulder instead of clipping: dense regions stay just below white and keep some detail
     knee = 0.8
-    linear = np.where(linear > knee, knee + (1 - knee) * np.tanh((linear - knee) / (1 - knee)), linear)
-    level = np.clip(linear, 0.0, 1.0) ** p.gamma
-    level = blur(level.astype(np.float32), 0.8 * unit)
+    shoulder = linear > knee
+    linear[shoulder] = knee + (1 - knee) * pm.tanh((linear[shoulder] - knee) / (1 - knee))
+    level = pm.unit_power(np.clip(linear, 0.0, 1.0), p.gamma)
+    level = gaussian_blur(level, 0.8 * unit)
     # relative noise is larger where fewer photons arrive; a smaller image averages more of it away
-    sigma = (0.006 + 0.014 * np.sqrt(level)) * p.noise * min(1.0, unit) ** 0.5
-    noise = rng.standard_normal(level.shape, dtype=np.float32)
-    noisy = level + blur(noise, 0.6 * unit) * sigma
+    sigma = (0.006 + 0.014 * np.sqrt(level)) * p.noise * math.sqrt(min(1.0, unit))
+    noise = gaussian_blur(rng.standard_normal(level.shape), 0.6 * unit, low=-NOISE_CLIP, high=NOISE_CLIP)
+    noisy = level + noise * sigma
     return np.round(np.clip(noisy, 0.0, 1.0) * 255.0).astype(np.uint8)
