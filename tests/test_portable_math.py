@@ -75,6 +75,8 @@ def test_gaussian_blur_matches_a_float_blur(sigma: float, tolerance: float) -> N
     mask[60:180, 40:150] = 1
     expected = cv2.GaussianBlur(mask.astype(np.float64), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
     assert np.abs(gaussian_blur(mask, sigma) - expected).max() < tolerance
+    np.testing.assert_array_equal(gaussian_blur(mask, sigma), gaussian_blur(mask.astype(np.float64), sigma))
+    np.testing.assert_array_equal(gaussian_blur(mask, sigma), gaussian_blur(mask > 0, sigma))  # masks' fast path
     field = RNG.uniform(-2.0, 2.0, (128, 128))
     expected = cv2.GaussianBlur(field, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
     # the reduced copy of a wide blur replicates a block's mean at the border, not the edge pixel: look inside

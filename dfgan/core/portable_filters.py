@@ -37,8 +37,9 @@ def gaussian_blur(image: np.ndarray, sigma: float, low: float = 0.0, high: float
     if not high > low:
         raise ValueError(f"gaussian_blur: need high > low, got [{low}, {high}]")
     factor = 1
-    while sigma / (2 * factor) >= 2.0 and sigma >= LOW_RES_SIGMA:
-        factor *= 2
+    if sigma >= LOW_RES_SIGMA:
+        while sigma / (2 * factor) >= 2.0:  # the reduced copy keeps at least 2 pixels per sigma
+            factor *= 2
     if factor > 1:
         height, width = image.shape
         small_size = (max(1, round(height / factor)), max(1, round(width / factor)))
@@ -47,8 +48,9 @@ def gaussian_blur(image: np.ndarray, sigma: float, low: float = 0.0, high: float
         small_sigma = math.sqrt(sigma * sigma / (factor * factor) - 0.25)
         return resample(gaussian_blur(small, small_sigma, low, high), (height, width), "linear")
     step = (high - low) / LEVELS
-    if image.dtype == np.bool_ or (image.dtype == np.uint8 and low == 0.0 and high == 1.0 and image.max() <= 1):
-        levels = image.astype(np.uint16) * np.uint16(LEVELS)  # a mask: no arithmetic to round
+    mask = image.dtype == np.bool_ or (image.dtype == np.uint8 and image.max() <= 1)
+    if mask and low == 0.0 and high == 1.0:
+        levels = image.astype(np.uint16) * np.uint16(LEVELS)  # nothing to round
     else:
         scaled = (np.clip(np.asarray(image, dtype=np.float64), low, high) - low) / step
         levels = np.rint(scaled).astype(np.uint16)
