@@ -12,14 +12,8 @@ import pydicom
 import pytest
 
 from dfgan.data.dicom_io import read_dicom
-from dfgan.data.phantom import (
-    CSV_HEADER,
-    REAL_MASK_STATS,
-    generate_phantom,
-    render_contact_sheet,
-    render_phantom,
-    sample_crescents,
-)
+from dfgan.data.phantom import CSV_HEADER, generate_phantom, render_contact_sheet
+from dfgan.data.phantom_render import REAL_MASK_STATS, render_phantom, sample_crescents
 from dfgan.data.rle import decode_union, rle_decode
 
 SIZE = 256
