@@ -119,3 +119,87 @@ def test_capturable_adam_keeps_a_device_learning_rate_through_the_scheduler_and_
     optimizer.load_state_dict(state)
     restore_capturable_lr(optimizer, cuda)
     assert optimizer.param_groups[0]["lr"].device.type == "cuda" and learning_rate(optimizer) == 0.25
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# CapturedStep's bookkeeping: whether a step really replays its graph (the GPU check fails a silent fallback)
+
+
+class FakeGraph:
+    """Stands in for torch.cuda.CUDAGraph on a CPU: the capture runs the step once, a replay is only counted."""
+
+    def __init__(self) -> None:
+        self.replayed = 0
+
+    def replay(self) -> None:
+        self.replayed += 1
+
+
+class FakeStream:
+    def wait_stream(self, other: object) -> None:
+        pass
+
+
+def fake_cuda(monkeypatch: pytest.MonkeyPatch, capture_error: Exception | None = None) -> list[FakeGraph]:
+    """The torch.cuda calls CapturedStep makes, faked for a CPU; ``capture_error`` is raised inside the capture."""
+    import contextlib
+
+    graphs: list[FakeGraph] = []
+
+    def new_graph() -> FakeGraph:
+        graphs.append(FakeGraph())
+        return graphs[-1]
+
+    @contextlib.contextmanager
+    def capture(graph: FakeGraph):  # type: ignore[no-untyped-def]
+        yield
+        if capture_error is not None:
+            raise capture_error
+
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", new_graph)
+    monkeypatch.setattr(torch.cuda, "graph", capture)
+    return graphs
+
+
+def counting_step() -> tuple[speed.CapturedStep, list[int]]:
+    ran: list[int] = []
+
+    def step(x: torch.Tensor) -> torch.Tensor:
+        ran.append(len(x))
+        return x * 2
+
+    return speed.CapturedStep(step, name="test", warmup=2), ran
+
+
+def test_a_captured_step_counts_its_replays_and_its_eager_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    graphs = fake_cuda(monkeypatch)
+    captured, ran = counting_step()
+    x = torch.ones(4)
+    captured(x)
+    assert captured.problem() == "never captured (1 of 2 warm-up calls made)"
+    for _ in range(5):
+        captured(x)
+    # 2 eager warm-up calls, the capture (its call replayed once), then 3 replays; the step body ran 3 times.
+    assert (captured.calls, captured.replays, captured.eager_calls, len(ran)) == (2, 4, 0, 3)
+    assert graphs[0].replayed == 4 and captured.problem() is None
+    captured(torch.ones(3))  # a short batch: eager
+    assert captured.eager_calls == 1 and captured.replays == 4
+    assert captured.problem() == "1 call(s) after the capture ran eagerly (inputs of another shape or dtype)"
+
+
+def test_a_failed_capture_is_counted_and_named_not_silent(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(speed, "_NOTICES", set())
+    fake_cuda(monkeypatch, capture_error=RuntimeError("operation not permitted when stream is capturing\nmore"))
+    captured, ran = counting_step()
+    outputs = [captured(torch.ones(4)) for _ in range(5)]
+    assert all(torch.equal(out, torch.full((4,), 2.0)) for out in outputs)  # the eager step's results
+    assert captured.failed and captured.replays == 0 and captured.eager_calls == 3 and not captured.captured
+    assert captured.failure == "RuntimeError: operation not permitted when stream is capturing"
+    assert captured.problem() == ("the capture failed and 3 call(s) ran eagerly "
+                                  "(RuntimeError: operation not permitted when stream is capturing)")
+    assert "[test] CUDA graph capture failed (RuntimeError: operation not permitted" in capsys.readouterr().out
