@@ -450,7 +450,8 @@ def test_seg_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_a_captured_unet_step_gives_the_eager_losses() -> None:
-    from benchmarks.throughput import captured_vs_eager_seg
+    from benchmarks.graph_compare import captured_vs_eager_seg
 
-    difference, used = captured_vs_eager_seg(tiny_seg(), 32, torch.device("cuda"), steps=7)
-    assert used and difference < 1e-4, difference
+    comparison = captured_vs_eager_seg(tiny_seg(), 32, torch.device("cuda"), steps=7)
+    assert comparison.used and comparison.replays == 7 - comparison.warmup, comparison.problem
+    assert comparison.differences["loss"] < 1e-4, comparison.differences
