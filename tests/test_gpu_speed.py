@@ -11,6 +11,7 @@ from dfgan.core import speed
 from dfgan.core.speed import adam, cuda_graphs_wanted, learning_rate, restore_capturable_lr
 from dfgan.gan.fid import FIDLoss, feature_statistics, sync_free_fid, trace_sqrt_psd
 from dfgan.gan.training import crop_batch, epoch_batches, epoch_generator, linear_decay, paired_jitter
+from tests.fakes import fake_cuda_graphs
 
 
 @pytest.mark.parametrize("d, n_real", [(16, 20), (256, 300)])
@@ -176,46 +177,6 @@ def test_capturable_adam_keeps_a_device_learning_rate_through_the_scheduler_and_
 # CapturedStep's bookkeeping: whether a step really replays its graph (the GPU check fails a silent fallback)
 
 
-class FakeGraph:
-    """Stands in for torch.cuda.CUDAGraph on a CPU: the capture runs the step once, a replay is only counted."""
-
-    def __init__(self) -> None:
-        self.replayed = 0
-
-    def replay(self) -> None:
-        self.replayed += 1
-
-
-class FakeStream:
-    def wait_stream(self, other: object) -> None:
-        pass
-
-
-def fake_cuda(monkeypatch: pytest.MonkeyPatch, capture_error: Exception | None = None) -> list[FakeGraph]:
-    """The torch.cuda calls CapturedStep makes, faked for a CPU; ``capture_error`` is raised inside the capture."""
-    import contextlib
-
-    graphs: list[FakeGraph] = []
-
-    def new_graph() -> FakeGraph:
-        graphs.append(FakeGraph())
-        return graphs[-1]
-
-    @contextlib.contextmanager
-    def capture(graph: FakeGraph):  # type: ignore[no-untyped-def]
-        yield
-        if capture_error is not None:
-            raise capture_error
-
-    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
-    monkeypatch.setattr(torch.cuda, "current_stream", FakeStream)
-    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
-    monkeypatch.setattr(torch.cuda, "CUDAGraph", new_graph)
-    monkeypatch.setattr(torch.cuda, "graph", capture)
-    return graphs
-
-
 def counting_step() -> tuple[speed.CapturedStep, list[int]]:
     ran: list[int] = []
 
@@ -227,7 +188,7 @@ def counting_step() -> tuple[speed.CapturedStep, list[int]]:
 
 
 def test_a_captured_step_counts_its_replays_and_its_eager_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    graphs = fake_cuda(monkeypatch)
+    graphs = fake_cuda_graphs(monkeypatch)
     captured, ran = counting_step()
     x = torch.ones(4)
     captured(x)
@@ -245,7 +206,7 @@ def test_a_captured_step_counts_its_replays_and_its_eager_calls(monkeypatch: pyt
 def test_a_failed_capture_is_counted_and_named_not_silent(monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(speed, "_NOTICES", set())
-    fake_cuda(monkeypatch, capture_error=RuntimeError("operation not permitted when stream is capturing\nmore"))
+    fake_cuda_graphs(monkeypatch, capture_error=RuntimeError("operation not permitted when stream is capturing\nmore"))
     captured, ran = counting_step()
     outputs = [captured(torch.ones(4)) for _ in range(5)]
     assert all(torch.equal(out, torch.full((4,), 2.0)) for out in outputs)  # the eager step's results
