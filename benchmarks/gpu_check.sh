@@ -17,5 +17,7 @@ PYTHON=${PYTHON:-python3}
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 DFGAN_NO_PROGRESS=1 DVC_NO_ANALYTICS=1
 DEADLINE=${DEADLINE:-$([ "${DRY_RUN:-0}" = 1 ] && echo 300 || echo 450)}
 export DEADLINE
-OUT=$(realpath -m "${1:-gpu_check_out}")
+OUT=$(realpath -m "${1:-gpu_check_out}")  # paths as given from here, before the cd
+[ -n "${WHEELS_DIR:-}" ] && export WHEELS_DIR=$(realpath -m "$WHEELS_DIR")
+[ -n "${INCEPTION_PATH:-}" ] && export INCEPTION_PATH=$(realpath -m "$INCEPTION_PATH")
 cd "$ROOT" && exec timeout -k 10 $((DEADLINE + 30)) "$PYTHON" -m benchmarks.gpu_check "$OUT" "${@:2}"
