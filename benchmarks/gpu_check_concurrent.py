@@ -68,7 +68,7 @@ def prepare(config: CheckConfig, work: Path, cuda: bool) -> None:
 
 def run_group(config: CheckConfig, work: Path, k: int, mps: dict[str, str] | None, timeout: float) -> dict[str, Any]:
     """K train_gan stages at once (seeds 0..K-1), each with its share of the CPU cores; their CONCURRENT record."""
-    variant, epochs = config.conc_variant, max(2, config.conc_epochs // k)
+    variant, epochs = config.conc_variant, max(1, config.conc_epochs // k)
     params = write_params(config, work, epochs)
     names = [f"{config.conc_pool}_{variant}_s{seed}" for seed in range(k)]
     for name in names:  # fresh runs: no checkpoint to resume, no stale metrics

@@ -411,8 +411,8 @@ def estimate_from_results(
     elif concurrent is not None:
         dfgan_rate = float(concurrent["aggregate_steps_per_s"])
         measured = (bool(concurrent.get("amp")), bool(concurrent.get("graphs")))
-        dfgan_source = (f"{per_gpu} concurrent train_gan (amp {int(measured[0])}, graphs {int(measured[1])}"
-                        f"{', MPS' if mps else ''})")
+        dfgan_source = (f"{per_gpu} concurrent train_gan {concurrent.get('variant', 'dfgan')} (amp {int(measured[0])}, "
+                        f"graphs {int(measured[1])}{', MPS' if mps else ''})")
         at_measured = results.e2e_rate("dfgan", *measured)
         if measured != (amp, graphs) and single is not None and at_measured is not None:
             # The concurrency gain measured at other options, applied to the profile's options' single-run rate.
