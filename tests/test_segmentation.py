@@ -6,7 +6,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -92,15 +92,6 @@ def project(tmp_path: Path) -> dict[str, Path]:
         for seed in (0, 1):
             write_synthetic(synthetic, prepared, N_TRAIN, variant, seed=seed)
     return {"prepared": prepared, "synthetic": synthetic, "root": tmp_path}
-
-
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """Tiny models train faster on one thread; two threads on a shared 2-core box oversubscribe it (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------------------------------
