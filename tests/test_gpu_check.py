@@ -166,7 +166,9 @@ def tiny_gan_settings() -> object:
 
 
 @pytest.mark.slow  # 32 GAN steps at 32 px
-def test_item_a_on_an_emulated_graph_passes_and_a_failed_capture_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_item_a_on_an_emulated_graph_passes_and_a_failed_capture_fails(
+    monkeypatch: pytest.MonkeyPatch, one_thread: None
+) -> None:
     """The graphs item's code on a CPU, with CUDA's graph calls faked (each replay reruns the step): 8 steps, the
     schedulers stepped after steps 4 and 6; then the same with a capture that raises."""
     import numpy as np
@@ -222,3 +224,27 @@ def test_a_graph_time_is_recorded_only_when_the_graph_replayed(
     assert out[1].startswith("CHECK timing y graphs fp32: fail (the graph was not used: the capture failed and 9 "
                              "call(s) ran eagerly (RuntimeError: capture);")
     assert report.statuses == ["ok", "fail"]
+
+
+def test_the_committed_cpu_dry_run_reported_every_step_within_its_deadline() -> None:
+    text = DRY_RUN_FILE.read_text()
+    steps = [(m["name"], m["status"], float(m["seconds"])) for m in STEP_LINE.finditer(text)]
+    assert [name for name, _, _ in steps] == [s.name for s in STEPS]
+    for (name, status, seconds), step in zip(steps, STEPS):
+        assert status in ("ok", "skipped") and seconds <= step.dry_limit, (name, status, seconds)
+    total = float(re.search(r"^total: ([\d.]+) s \(deadline (\d+) s\)$", text, re.M)[1])  # type: ignore[index]
+    assert total <= sum(s.dry_limit for s in STEPS)
+    # Every CUDA-only item was skipped with its reason, none passed; the rest ran: a record per measurement.
+    cuda_only = re.findall(r"^CHECK (graphs|resume|memory|timing \S+ (?:graphs|eager bf16)|concurrent \S+ MPS)"
+                           r"[^:]*: (\S+) \((.*)\)$", text, re.M)
+    assert cuda_only and all(status == "skipped" and reason.startswith("no CUDA") for _, status, reason in cuda_only)
+    for kind in ("TIME model=pix2pix mode=eager", "TIME model=dfgan mode=eager", "TIME model=unetpp mode=eager",
+                 "TIME model=inception", "TIME model=fid mode=eigvalsh", "PROFILE model=dfgan", "CONCURRENT k=1",
+                 "CONCURRENT k=2", "CHECK estimate 1 per GPU: ok"):
+        assert re.search(f"^{re.escape(kind)}", text, re.M), kind
+
+
+def test_the_documented_step_limits_are_the_scripts() -> None:
+    table = re.findall(r"^\| (\w+)(?: \((\w)\))? \| (\d+) / (\d+) s \|", (ROOT / "docs" / "gpu.md").read_text(), re.M)
+    assert [(name, item or "-", int(gpu), int(dry)) for name, item, gpu, dry in table] == [
+        (s.name, s.item, s.limit, s.dry_limit) for s in STEPS]
