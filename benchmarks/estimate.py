@@ -1,7 +1,7 @@
 """Predicted wall time of a params profile on this device, from a few timed steps of each model kind.
 
     python -m benchmarks.estimate --params params_paper.yaml [--repeats 2]
-    python -m benchmarks.estimate --params params_paper.yaml --from-results results.txt [--per-gpu 4]
+    python -m benchmarks.estimate --params params_paper.yaml --from-results results.txt [--per-gpu 4] [--mps]
 
 Times one GAN step of each variant, one synthesis batch and one U-Net++ step at the profile's image size, batch
 sizes, precision and compile settings (through the code the stages run), multiplies them by the step counts the
@@ -11,8 +11,9 @@ and in total. Not counted: prepare, the FID statistics, validation, evaluation a
 
 ``--from-results FILE`` times nothing: it reads a ``benchmarks/gpu_check.sh`` results file and predicts the profile
 on that GPU from its END-TO-END numbers - whole train_gan stage runs (data, logging, FID evaluation and checkpoints
-included) and the aggregate steps/s of ``--per-gpu K`` such runs sharing the GPU (``CONCURRENT k=K``); U-Net++
-from the step benchmark (:func:`benchmarks.throughput.estimate_from_results`). Runs on any machine.
+included) and the aggregate steps/s of ``--per-gpu K`` such runs sharing the GPU (``CONCURRENT k=K``; ``--mps``:
+the groups run under CUDA MPS); U-Net++ from the step benchmark (:func:`benchmarks.throughput.estimate_from_results`).
+Runs on any machine.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ def hours(seconds: float) -> str:
     return f"{seconds / 3600:8.2f} h" if seconds >= 3600 else f"{seconds / 60:8.1f} min"
 
 
-def print_from_results(params_path: str, results_path: str, per_gpu: int) -> float | None:
+def print_from_results(params_path: str, results_path: str, per_gpu: int, mps: bool = False) -> float | None:
     """The profile's table from a results file (see the module docstring); returns the total seconds (None when
     a stage kind has no measurement)."""
     settings = load_settings(params_path)
     results = parse_gpu_results(open(results_path).read())
-    estimates = estimate_from_results(settings, results, per_gpu)
+    estimates = estimate_from_results(settings, results, per_gpu, mps)
     print(f"profile {params_path} from {results_path} ({results.device or 'device not named'}): "
-          f"{settings.data.image_size} px, sizes {list(settings.sizes)}, {per_gpu} GAN run(s) at a time per GPU")
+          f"{settings.data.image_size} px, sizes {list(settings.sizes)}, {per_gpu} GAN run(s) at a time per GPU"
+          f"{' under CUDA MPS' if mps else ''}")
     print(f"{'stage':<22} {'runs':>5} {'units':>12} {'':<18} {'s/unit':>8} {'predicted':>11}  source")
     total: float | None = 0.0
     for estimate in estimates:
@@ -66,9 +68,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="predict from a gpu_check results file's end-to-end numbers instead of timing steps")
     parser.add_argument("--per-gpu", type=int, default=1, metavar="K",
                         help="with --from-results: GAN stages sharing one GPU (a CONCURRENT k=K record)")
+    parser.add_argument("--mps", action="store_true", help="with --from-results: the K stages ran under CUDA MPS")
     args = parser.parse_args(argv)
     if args.from_results:
-        print_from_results(args.params, args.from_results, args.per_gpu)
+        print_from_results(args.params, args.from_results, args.per_gpu, args.mps)
         return
 
     settings = load_settings(args.params)

@@ -24,9 +24,10 @@ from dfgan.gan.fid import FIDLoss
 from dfgan.gan.inception import FEATURE_DIM
 from dfgan.gan.training import FidTerm, GanStep, build_models, fid_term_for, gan_cuda_graphs, generate, make_inputs
 from dfgan.seg.config import SegConfig
-from dfgan.seg.fit import eager_step, make_schedule, train_batches
-from dfgan.seg.model import BceDiceLoss, build_training_model
 from dfgan.seg.training_sets import parse_condition, trained_conditions
+
+# dfgan.seg.fit and dfgan.seg.model import segmentation-models-pytorch: they are imported where a U-Net++ is built or
+# scheduled, so that the GAN timings run on a machine without it (a bare GPU machine, benchmarks/gpu_check.py).
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -58,6 +59,43 @@ def median_seconds(step: Callable[[], Any], device: torch.device, repeats: int, 
     return statistics.median(times)
 
 
+@dataclass(frozen=True)
+class StepTimes:
+    """Steady-state times of ``steps`` consecutive calls: ``per_step_ms`` is the whole run's time over ``steps``
+    (throughput), ``median_ms`` the median of the single calls; ``timer``: ``cuda_events`` (CUDA events recorded
+    around every call on the current stream, no host sync between calls) or ``wall`` (a CPU: perf_counter)."""
+
+    steps: int
+    per_step_ms: float
+    median_ms: float
+    timer: str
+
+
+def event_times(step: Callable[[], Any], device: torch.device, repeats: int, warmup: int = 1) -> StepTimes:
+    """Times ``repeats`` calls of ``step`` after ``warmup`` untimed ones, by CUDA events on a GPU (so the host may run
+    ahead, as in training), by the wall clock elsewhere."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    if device.type != "cuda":
+        times, started = [], time.perf_counter()
+        for _ in range(repeats):
+            begin = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - begin)
+        total = time.perf_counter() - started
+        return StepTimes(repeats, 1e3 * total / repeats, 1e3 * statistics.median(times), "wall")
+    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(repeats)]
+    for begin, end in events:
+        begin.record()
+        step()
+        end.record()
+    torch.cuda.synchronize(device)
+    single = [begin.elapsed_time(end) for begin, end in events]
+    total = events[0][0].elapsed_time(events[-1][1])
+    return StepTimes(repeats, total / repeats, statistics.median(single), "cuda_events")
+
+
 def random_fid_term(extractor: torch.nn.Module, device: torch.device, seed: int = 0) -> FidTerm:
     """The FID loss against fixed feature-like real statistics (non-negative, correlated): a step's cost does not
     depend on which real statistics it fits."""
@@ -81,12 +119,12 @@ def gan_settings_for(
     })
 
 
-def time_gan_step(
-    settings: Settings, variant: str, device: torch.device, fid_term: FidTerm, repeats: int, warmup: int = 1
-) -> float:
-    """Seconds per training step (D then G update) of one GAN variant, as ``train_gan`` runs it (``fid_term``'s
+def gan_step_call(
+    settings: Settings, variant: str, device: torch.device, fid_term: FidTerm
+) -> tuple[Callable[[], Any], CapturedStep | None]:
+    """One GAN variant's training step (D then G update) on a fixed batch, as ``train_gan`` runs it (``fid_term``'s
     extractor and statistics, with the Inception precision of the params; ``gan.cuda_graphs``: replayed as a CUDA
-    graph, after its eager warm-up steps and the capture, which are not timed)."""
+    graph after its eager warm-up steps), and its :class:`CapturedStep` (None when eager)."""
     s = GanConfig.of(settings, variant, seed=0)
     fid_term = fid_term_for(s, fid_term.extractor, fid_term.fid_loss, device)
     torch.manual_seed(0)
@@ -96,9 +134,22 @@ def time_gan_step(
     x = channels_last_input(make_inputs(y, (torch.rand_like(y) > 0.9).float(), s.mask_channel))
     y = channels_last_input(y)
     step = GanStep(models, s, fid_term, device, graphs)
-    if graphs and step.captured is not None:
-        warmup = max(warmup, step.captured.warmup + 2)  # eager warm-up steps, the capture, one replay
-    return median_seconds(lambda: step(x, y), device, repeats, warmup)
+    return (lambda: step(x, y)), step.captured
+
+
+def untimed_calls(captured: CapturedStep | None, warmup: int) -> int:
+    """Calls before timing: ``warmup``, and for a CUDA graph at least its eager warm-up calls, the capture and one
+    replay."""
+    return warmup if captured is None else max(warmup, captured.warmup + 2)
+
+
+def time_gan_step(
+    settings: Settings, variant: str, device: torch.device, fid_term: FidTerm, repeats: int, warmup: int = 1
+) -> float:
+    """Median seconds per training step of :func:`gan_step_call` (a CUDA graph's warm-up steps and capture are not
+    timed)."""
+    step, captured = gan_step_call(settings, variant, device, fid_term)
+    return median_seconds(step, device, repeats, untimed_calls(captured, warmup))
 
 
 def time_synthesis_batch(
@@ -119,15 +170,18 @@ def time_synthesis_batch(
     return median_seconds(batch, device, repeats, warmup)
 
 
-def time_seg_step(
-    config: SegConfig, image_size: int, device: torch.device, repeats: int, precision: str = "fp32",
-    warmup: int = 1, cuda_graphs: bool = False,
-) -> float:
-    """Seconds per U-Net++ optimizer step at ``seg.batch_size`` (model, loss and optimizer as ``fit`` builds them),
-    on a batch already on the device (as training keeps it with ``seg.augment_on: device``).
+def seg_step_call(
+    config: SegConfig, image_size: int, device: torch.device, precision: str = "fp32", cuda_graphs: bool = False
+) -> tuple[Callable[[], Any], CapturedStep | None]:
+    """One U-Net++ optimizer step at ``seg.batch_size`` (model, loss and optimizer as ``fit`` builds them), on a
+    batch already on the device (as training keeps it with ``seg.augment_on: device``), and its
+    :class:`CapturedStep` (None when eager).
 
     ``bf16`` wraps the step in CUDA autocast (measured only; training itself runs in float32). ``cuda_graphs``
     (CUDA only): the step replayed as one CUDA graph, as ``seg.cuda_graphs`` trains."""
+    from dfgan.seg.fit import eager_step, train_batches
+    from dfgan.seg.model import BceDiceLoss, build_training_model
+
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got '{precision}'")
     torch.manual_seed(0)
@@ -140,14 +194,21 @@ def time_seg_step(
     images = (torch.rand(batch, 1, image_size, image_size) * 2 - 1).to(device)
     masks = (torch.rand(batch, 1, image_size, image_size) > 0.9).float().to(device)
     use_bf16 = precision == "bf16" and device.type == "cuda"
-    if captured is not None:
-        warmup = max(warmup, captured.warmup + 2)
 
     def step() -> None:
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_bf16, cache_enabled=not graphs):
             train_batches(model, iter([(images, masks)]), loss_fn, optimizer, device, step=captured)
 
-    return median_seconds(step, device, repeats, warmup)
+    return step, captured
+
+
+def time_seg_step(
+    config: SegConfig, image_size: int, device: torch.device, repeats: int, precision: str = "fp32",
+    warmup: int = 1, cuda_graphs: bool = False,
+) -> float:
+    """Median seconds per U-Net++ optimizer step of :func:`seg_step_call`."""
+    step, captured = seg_step_call(config, image_size, device, precision, cuda_graphs)
+    return median_seconds(step, device, repeats, untimed_calls(captured, warmup))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -173,6 +234,8 @@ def planned_work(settings: Settings) -> list[PlannedWork]:
     """Step counts the profile implies. GAN: epochs x ceil(N_train / batch) per size, variant and GAN seed;
     synthesis: 2 N_train images (plain and flipped lesions) in batches of ``gan.batch_size`` per size, variant and
     seed; U-Net++: rounds x steps per round per size, condition, augmentation and seed."""
+    from dfgan.seg.fit import make_schedule
+
     gan, seg = settings.gan, SegConfig.of(settings.seg, "none")  # the schedule is the same for every aug
     sizes, variants, gan_seeds = settings.sizes, settings.variants, gan.seeds
     epochs, gan_batch = gan.n_epochs + gan.n_epochs_decay, gan.batch_size
@@ -204,7 +267,10 @@ _GAN_ROW = re.compile(r"^(?P<setting>\S+)\s+(?P<size>\d+)\s+(?P<variant>[a-z][a-
 _SEG_ROW = re.compile(r"^(?P<setting>\S+)\s+(?P<size>\d+)\s+(?P<s>\d+\.\d+)\s+\d+\.\d+\s+\d+\.\d+\s*$")
 _BATCH = re.compile(r"\bbatch (?P<batch>\d+)")
 _SYNTH_ROW = re.compile(r"^synthesize\s+\d+\s+[\d,]+\s+synthesis batches\s+(?P<s>\d+\.\d+)")
-_RECORD = re.compile(r"^(?P<kind>E2E|CONCURRENT)\s+(?P<fields>(?:\S+=\S+\s*)+)$")
+_RECORD = re.compile(r"^(?P<kind>E2E|CONCURRENT|TIME)\s+(?P<fields>(?:\S+=\S+\s*)+)$")
+# A TIME record's (mode, precision) as a U-Net++ step-benchmark setting.
+_SEG_SETTING = {("eager", "fp32"): "fp32", ("eager", "bf16"): "bf16", ("graphs", "fp32"): "graphs",
+                ("graphs", "bf16"): "graphs-bf16"}
 
 
 def _number(text: str) -> Any:
@@ -221,7 +287,9 @@ class GpuResults:
     """What a results file measured. ``gan_step``: (setting, variant) -> seconds per step (bench_gan_step, at its
     largest size); ``seg_step``: setting -> seconds per step (bench_seg_step); ``e2e``: the ``E2E`` records (one
     whole train_gan stage run each: variant, amp, graphs, steps, seconds, steps_per_s, ...); ``concurrent``: the
-    ``CONCURRENT`` records (k runs at once on one GPU: aggregate_steps_per_s, ...)."""
+    ``CONCURRENT`` records (k runs at once on one GPU: aggregate_steps_per_s, ...; ``mps=1``: under CUDA MPS).
+    ``TIME`` records (benchmarks/gpu_check.py: steady-state step times) fill ``gan_step`` (pix2pix, dfgan),
+    ``seg_step`` (unetpp) and ``synthesis_s_per_batch``, from their ``per_step_ms``."""
 
     device: str = ""
     gan_batch: int | None = None
@@ -238,9 +306,25 @@ class GpuResults:
                  and (amp is None or bool(r.get("amp")) == amp) and (graphs is None or bool(r.get("graphs")) == graphs)]
         return max(rates) if rates else None
 
-    def concurrent_record(self, k: int) -> dict[str, Any] | None:
-        records = [r for r in self.concurrent if r.get("k") == k and "aggregate_steps_per_s" in r]
+    def concurrent_record(self, k: int, mps: bool = False) -> dict[str, Any] | None:
+        """The last ``CONCURRENT k=K`` record, run with CUDA MPS or without (a record without ``mps``: without)."""
+        records = [r for r in self.concurrent if r.get("k") == k and "aggregate_steps_per_s" in r
+                   and bool(r.get("mps", 0)) == mps]
         return records[-1] if records else None
+
+    def add_time(self, record: dict[str, Any]) -> None:
+        """A ``TIME`` record: model (pix2pix | dfgan | unetpp | synthesis | ...), mode (eager | graphs | ...),
+        precision (fp32 | bf16), batch, per_step_ms, ..."""
+        seconds, model = float(record["per_step_ms"]) / 1000, record.get("model")
+        mode, precision = record.get("mode"), record.get("precision")
+        if model in ("pix2pix", "dfgan") and mode in ("eager", "graphs"):
+            self.gan_step[(gan_step_setting(precision == "bf16", mode == "graphs"), model)] = seconds
+            self.gan_batch = record.get("batch", self.gan_batch)
+        elif model == "unetpp" and (mode, precision) in _SEG_SETTING:
+            self.seg_step[_SEG_SETTING[(mode, precision)]] = seconds
+            self.seg_batch = record.get("batch", self.seg_batch)
+        elif model == "synthesis":
+            self.synthesis_s_per_batch = seconds
 
 
 def parse_gpu_results(text: str) -> GpuResults:
@@ -258,9 +342,12 @@ def parse_gpu_results(text: str) -> GpuResults:
             results.device = line[len("device "):]
         record = _RECORD.match(line)
         if record:
-            fields = dict(item.split("=", 1) for item in record["fields"].split())
-            (results.e2e if record["kind"] == "E2E" else results.concurrent).append(
-                {key: _number(value) for key, value in fields.items()})
+            fields = {key: _number(value) for key, value in
+                      (item.split("=", 1) for item in record["fields"].split())}
+            if record["kind"] == "TIME":
+                results.add_time(fields)
+            else:
+                (results.e2e if record["kind"] == "E2E" else results.concurrent).append(fields)
             continue
         if section.startswith("GAN step benchmark"):
             if line.startswith("device:") and _BATCH.search(line):
@@ -302,7 +389,9 @@ class Estimated:
         return None if self.seconds_per_unit is None else self.seconds_per_unit * self.work.units
 
 
-def estimate_from_results(settings: Settings, results: GpuResults, per_gpu: int = 1) -> list[Estimated]:
+def estimate_from_results(
+    settings: Settings, results: GpuResults, per_gpu: int = 1, mps: bool = False
+) -> list[Estimated]:
     """The profile's wall time on one GPU from a results file's end-to-end numbers, ``per_gpu`` runs at a time.
 
     GAN (variants with an FID loss cost a DF-GAN step; pix2pix its own): for one run per GPU the ``E2E`` run at the
@@ -310,10 +399,11 @@ def estimate_from_results(settings: Settings, results: GpuResults, per_gpu: int 
     steps/s of K concurrent DF-GAN train_gan stages (``CONCURRENT k=K``), scaled by the E2E rates when those ran at
     other options; all include data, logging, FID evaluation and checkpoints. pix2pix: scaled by its E2E rate
     relative to DF-GAN's (else the step benchmark's ratio). U-Net++: the step benchmark at the profile's
-    ``seg.cuda_graphs`` (no concurrency measured: one run at a time). Synthesis: the results' estimate row if any.
+    ``seg.cuda_graphs`` (no concurrency measured: one run at a time). Synthesis: the results' estimate row or
+    ``TIME`` record, if any. ``mps``: the concurrent records measured under CUDA MPS.
     """
     amp, graphs = settings.gan.amp, settings.gan.cuda_graphs
-    concurrent = results.concurrent_record(per_gpu)
+    concurrent = results.concurrent_record(per_gpu, mps)
     single = results.e2e_rate("dfgan", amp, graphs)
     dfgan_rate, dfgan_source = None, ""
     if per_gpu == 1 and single is not None:
@@ -321,7 +411,8 @@ def estimate_from_results(settings: Settings, results: GpuResults, per_gpu: int 
     elif concurrent is not None:
         dfgan_rate = float(concurrent["aggregate_steps_per_s"])
         measured = (bool(concurrent.get("amp")), bool(concurrent.get("graphs")))
-        dfgan_source = f"{per_gpu} concurrent train_gan (amp {int(measured[0])}, graphs {int(measured[1])})"
+        dfgan_source = (f"{per_gpu} concurrent train_gan {concurrent.get('variant', 'dfgan')} (amp {int(measured[0])}, "
+                        f"graphs {int(measured[1])}{', MPS' if mps else ''})")
         at_measured = results.e2e_rate("dfgan", *measured)
         if measured != (amp, graphs) and single is not None and at_measured is not None:
             # The concurrency gain measured at other options, applied to the profile's options' single-run rate.
@@ -333,7 +424,7 @@ def estimate_from_results(settings: Settings, results: GpuResults, per_gpu: int 
         if work.stage.startswith("train_gan"):
             variant = work.stage[len("train_gan ("):-1]
             if dfgan_rate is None:
-                estimates.append(Estimated(work, None, f"no CONCURRENT k={per_gpu} record"))
+                estimates.append(Estimated(work, None, f"no CONCURRENT k={per_gpu}{' mps=1' if mps else ''} record"))
                 continue
             if variant != "pix2pix":
                 estimates.append(Estimated(work, 1.0 / dfgan_rate, dfgan_source))
@@ -371,64 +462,3 @@ def gpu_cost_ratios(results: GpuResults, amp: bool = True, graphs: bool = False)
             return {"pix2pix": pix2pix / dfgan, "seg_per_image": seg / results.seg_batch / dfgan,
                     "dfgan_seconds": dfgan, "setting": setting}
     return None
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# CUDA graphs against eager steps (the CUDA test and benchmarks/gpu_check.sh)
-
-
-def _relative_differences(eager: list[dict[str, float]], captured: list[dict[str, float]]) -> dict[str, float]:
-    names = eager[0].keys() if eager else []
-    return {name: max(abs(a[name] - b[name]) / max(abs(a[name]), 1e-12) for a, b in zip(eager, captured))
-            for name in names}
-
-
-def captured_vs_eager_gan(
-    settings: Settings, variant: str, device: torch.device, fid_term: FidTerm, steps: int = 6, seed: int = 0
-) -> tuple[dict[str, float], bool]:
-    """``steps`` GAN steps from the same weights, batches and RNG seed, eager and with ``gan.cuda_graphs``
-    (3 eager warm-up steps, the capture, replays): the largest relative difference of each loss over the steps,
-    and whether the graph was used. The captured DF-GAN step sums the FID's eigenvalue square roots by
-    Newton-Schulz (:func:`dfgan.gan.fid.sync_free_fid`) and its Adam is capturable: float-level differences only."""
-    s = GanConfig.of(with_values(settings, {"gan.cuda_graphs": True}), variant, seed=0)
-    term = fid_term_for(s, fid_term.extractor, fid_term.fid_loss, device)
-    data = torch.Generator(device=device).manual_seed(seed + 1)
-    batches = []
-    for _ in range(steps):
-        y = torch.rand(s.batch_size, 1, s.image_size, s.image_size, device=device, generator=data) * 2 - 1
-        mask = (torch.rand(y.shape, device=device, generator=data) > 0.8).float()
-        batches.append((channels_last_input(make_inputs(y, mask, s.mask_channel)), channels_last_input(y)))
-    runs: dict[bool, list[dict[str, float]]] = {}
-    used = False
-    for graphs in (False, True):
-        torch.manual_seed(seed)
-        models = build_models(s, device, capturable=graphs)
-        step = GanStep(models, s, term, device, graphs)
-        runs[graphs] = [{k: float(v) for k, v in step(x, y).items()} for x, y in batches]
-        used = used or step.graphs_used
-    return _relative_differences(runs[False], runs[True]), used
-
-
-def captured_vs_eager_seg(
-    config: SegConfig, image_size: int, device: torch.device, steps: int = 6, seed: int = 0
-) -> tuple[float, bool]:
-    """The same for U-Net++ steps (``seg.cuda_graphs``): the largest relative loss difference, and whether the
-    graph was used."""
-    data = torch.Generator(device=device).manual_seed(seed + 1)
-    batch = config.batch_size
-    batches = [((torch.rand(batch, 1, image_size, image_size, device=device, generator=data) * 2 - 1),
-                (torch.rand(batch, 1, image_size, image_size, device=device, generator=data) > 0.9).float())
-               for _ in range(steps)]
-    losses: dict[bool, list[dict[str, float]]] = {}
-    used = False
-    for graphs in (False, True):
-        torch.manual_seed(seed)
-        model = build_training_model(config, device)
-        loss_fn = BceDiceLoss(config.bce_weight, config.dice_weight)
-        optimizer = adam(model.parameters(), device, graphs, lr=config.lr)
-        step = eager_step(model, loss_fn, optimizer)
-        captured = CapturedStep(step, name="seg.cuda_graphs") if graphs else None
-        model.train()
-        losses[graphs] = [{"loss": float((captured or step)(channels_last_input(x), m))} for x, m in batches]
-        used = used or (captured is not None and captured.captured)
-    return _relative_differences(losses[False], losses[True])["loss"], used

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 import pytest
+import torch
 
 if TYPE_CHECKING:
     from tests.pipeline_repo import ReproducedPipeline
@@ -27,3 +28,12 @@ def tiny_pipeline(tmp_path_factory: pytest.TempPathFactory) -> "ReproducedPipeli
     from tests.pipeline_repo import reproduce_tiny_pipeline
 
     return reproduce_tiny_pipeline(tmp_path_factory.mktemp("tiny_pipeline") / "repo")
+
+
+@pytest.fixture()
+def one_thread() -> Iterator[None]:
+    """Tiny models train faster on one thread; two threads on a shared 2-core box oversubscribe it (10x slower)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from dfgan.core import speed
 from dfgan.data.prepared_arrays import save_prepared, split_pools
 
 
@@ -78,3 +80,69 @@ class TinyExtractor(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         self.calls += 1
         return torch.tanh(self.conv(images.float())).mean(dim=(2, 3)) * 10
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# CUDA graphs on a CPU: the torch.cuda calls CapturedStep makes, faked
+
+
+class FakeGraph:
+    """Stands in for torch.cuda.CUDAGraph: the capture runs the step once (a real capture only records it); a replay
+    is counted and, when ``rerun`` is set (:func:`fake_cuda_graphs` with ``emulate``), runs the step again into the
+    captured outputs, as a real replay fills the graph's output buffers."""
+
+    def __init__(self) -> None:
+        self.replayed = 0
+        self.rerun: Callable[[], None] | None = None
+
+    def replay(self) -> None:
+        self.replayed += 1
+        if self.rerun is not None:
+            self.rerun()
+
+
+class FakeStream:
+    def wait_stream(self, other: object) -> None:
+        pass
+
+
+def fake_cuda_graphs(
+    monkeypatch: Any, capture_error: Exception | None = None, emulate: bool = False
+) -> list[FakeGraph]:
+    """Fake the torch.cuda calls of :class:`dfgan.core.speed.CapturedStep` for a CPU (``monkeypatch``: pytest's);
+    ``capture_error`` is raised inside the capture. ``emulate``: each replay after the capture runs the step on the
+    static inputs and copies its results into the static outputs, so a captured run trains as a replayed graph
+    would. Returns the graphs made."""
+    graphs: list[FakeGraph] = []
+
+    def new_graph() -> FakeGraph:
+        graphs.append(FakeGraph())
+        return graphs[-1]
+
+    @contextlib.contextmanager
+    def capture(graph: FakeGraph) -> Iterator[None]:
+        if capture_error is not None:  # before the body: a failed capture has done none of the step's work
+            raise capture_error
+        yield
+
+    monkeypatch.setattr(torch.cuda, "Stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "current_stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "stream", lambda stream: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", new_graph)
+    monkeypatch.setattr(torch.cuda, "graph", capture)
+    if emulate:
+        original = speed.CapturedStep._capture
+
+        def capture_then_rerun(self: speed.CapturedStep, inputs: tuple[torch.Tensor, ...]) -> bool:
+            captured = original(self, inputs)  # its own replay is a no-op: the fake capture ran the step already
+            if captured:
+                def rerun() -> None:
+                    fresh = self.step(*self.static_inputs)
+                    torch.utils._pytree.tree_map(lambda old, new: old.copy_(new), self.static_outputs, fresh)
+
+                self.graph.rerun = rerun  # type: ignore[union-attr]
+            return captured
+
+        monkeypatch.setattr(speed.CapturedStep, "_capture", capture_then_rerun)
+    return graphs

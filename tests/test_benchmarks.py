@@ -26,7 +26,8 @@ def readme_benchmark_commands() -> list[str]:
 
 def test_the_readme_shows_every_benchmark() -> None:
     shown = {c.replace("-m benchmarks.", "") for c in readme_benchmark_commands()}
-    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - {"throughput"}  # the benchmarks' library
+    libraries = {"throughput", "graph_compare", "gpu_check_steps", "gpu_check_concurrent"}  # the benchmarks' own code
+    scripts = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - libraries
     assert scripts <= shown, f"benchmarks the documentation does not show: {sorted(scripts - shown)}"
 
 
@@ -162,6 +163,44 @@ def test_the_estimate_from_end_to_end_numbers_by_hand() -> None:
     estimates = {e.work.stage: e for e in estimate_from_results(graphs, results, 4)}
     assert estimates["train_gan (dfgan)"].seconds_per_unit == pytest.approx(1 / (48.0 * 30.0 / 20.0))
     assert "x 1.50" in estimates["train_gan (dfgan)"].source
+
+
+TIME_RESULTS = """\
+device NVIDIA H100 80GB HBM3 79 GiB
+TIME model=pix2pix mode=eager precision=bf16 size=256 batch=16 steps=30 per_step_ms=15.0 median_ms=14.9 timer=cuda_events
+TIME model=pix2pix mode=graphs precision=bf16 size=256 batch=16 steps=30 per_step_ms=10.0 median_ms=9.9 timer=cuda_events replays=30
+TIME model=dfgan mode=graphs precision=bf16 size=256 batch=16 steps=30 per_step_ms=25.0 median_ms=24.8 timer=cuda_events replays=30
+TIME model=unetpp mode=graphs precision=fp32 size=256 batch=16 steps=30 per_step_ms=20.0 median_ms=19.9 timer=cuda_events replays=30
+TIME model=inception mode=eager precision=fp32 size=256 batch=16 steps=30 per_step_ms=21.0 median_ms=21.0 timer=cuda_events
+TIME model=synthesis mode=eager precision=fp32 size=256 batch=16 steps=30 per_step_ms=12.0 median_ms=12.0 timer=wall_median
+CONCURRENT k=1 mps=0 variant=dfgan amp=1 graphs=1 batch=16 graphs_used=1 steps=160 aggregate_steps_per_s=30.0
+CONCURRENT k=2 mps=0 variant=dfgan amp=1 graphs=1 batch=16 graphs_used=1 steps=160 aggregate_steps_per_s=40.0
+CONCURRENT k=2 mps=1 variant=dfgan amp=1 graphs=1 batch=16 graphs_used=1 steps=160 aggregate_steps_per_s=50.0
+"""
+
+
+def test_the_gpu_checks_time_records_and_mps_groups_feed_the_estimate() -> None:
+    from benchmarks.throughput import estimate_from_results, parse_gpu_results
+
+    results = parse_gpu_results(TIME_RESULTS)
+    assert results.gan_step == {("bf16", "pix2pix"): 0.015, ("graphs", "pix2pix"): 0.010, ("graphs", "dfgan"): 0.025}
+    assert results.seg_step == {"graphs": 0.020} and results.gan_batch == results.seg_batch == 16
+    assert results.synthesis_s_per_batch == 0.012 and results.device == "NVIDIA H100 80GB HBM3 79 GiB"
+    assert results.concurrent_record(2)["aggregate_steps_per_s"] == 40.0  # without MPS unless asked
+    assert results.concurrent_record(2, mps=True)["aggregate_steps_per_s"] == 50.0
+    assert results.concurrent_record(1, mps=True) is None
+    graphs = with_values(load_settings(ROOT / "params_paper.yaml"), {"gan.cuda_graphs": True, "seg.cuda_graphs": True})
+    work = {w.stage: w for w in planned_work(graphs)}
+    for per_gpu, mps, rate in ((1, False, 30.0), (2, False, 40.0), (2, True, 50.0)):
+        estimates = {e.work.stage: e for e in estimate_from_results(graphs, results, per_gpu, mps)}
+        assert estimates["train_gan (dfgan)"].seconds == pytest.approx(work["train_gan (dfgan)"].units / rate)
+        # pix2pix: the DF-GAN rate scaled by the graphs step times' ratio, 10 / 25.
+        assert estimates["train_gan (pix2pix)"].seconds_per_unit == pytest.approx(0.4 / rate)
+        assert estimates["seg (all conditions)"].seconds_per_unit == 0.020
+        assert estimates["synthesize"].seconds_per_unit == 0.012
+        assert ("MPS" in estimates["train_gan (dfgan)"].source) == mps
+    missing = {e.work.stage: e for e in estimate_from_results(graphs, results, 4, True)}["train_gan (dfgan)"]
+    assert missing.seconds is None and missing.source == "no CONCURRENT k=4 mps=1 record"
 
 
 def test_estimate_from_results_runs_without_timing_anything(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

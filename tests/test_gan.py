@@ -390,7 +390,7 @@ def test_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 @pytest.mark.parametrize("variant", ["pix2pix", "dfgan"])
 def test_a_captured_gan_step_gives_the_eager_losses(tiny: dict[str, Any], variant: str) -> None:
-    from benchmarks.throughput import captured_vs_eager_gan
+    from benchmarks.graph_compare import captured_vs_eager_gan
 
     cuda = torch.device("cuda")
     deterministic = torch.are_deterministic_algorithms_enabled()
@@ -399,12 +399,13 @@ def test_a_captured_gan_step_gives_the_eager_losses(tiny: dict[str, Any], varian
         rng = np.random.default_rng(0)
         mu, sigma = feature_statistics(rng.normal(size=(40, 16)))
         term = FidTerm(TinyExtractor().to(cuda), FIDLoss(mu, sigma).to(cuda))
-        settings = settings_from(small_params(64, device="cuda", amp=False))
-        diffs, used = captured_vs_eager_gan(settings, variant, cuda, term, steps=7)
+        settings = settings_from(small_params(64, device="cuda", amp=False, n_epochs=1, n_epochs_decay=3))
+        comparison = captured_vs_eager_gan(settings, variant, cuda, term, steps=7, scheduler_after=[4, 6])
     finally:
         torch.use_deterministic_algorithms(deterministic)
-    assert used
-    assert all(value < 1e-3 for value in diffs.values()), diffs
+    assert comparison.used and comparison.replays == 7 - comparison.warmup, comparison.problem
+    assert all(value < 1e-3 for value in comparison.differences.values()), comparison.differences
+    assert comparison.rates == pytest.approx([0.75 * 2e-4, 0.5 * 2e-4])  # the replays read the scheduled rate
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")

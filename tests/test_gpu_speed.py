@@ -10,7 +10,8 @@ import torch
 from dfgan.core import speed
 from dfgan.core.speed import adam, cuda_graphs_wanted, learning_rate, restore_capturable_lr
 from dfgan.gan.fid import FIDLoss, feature_statistics, sync_free_fid, trace_sqrt_psd
-from dfgan.gan.training import crop_batch, epoch_batches, epoch_generator, paired_jitter
+from dfgan.gan.training import crop_batch, epoch_batches, epoch_generator, linear_decay, paired_jitter
+from tests.fakes import fake_cuda_graphs
 
 
 @pytest.mark.parametrize("d, n_real", [(16, 20), (256, 300)])
@@ -103,19 +104,114 @@ def test_capturable_adam_is_cuda_only_and_the_cpu_optimizer_is_unchanged() -> No
     assert optimizer.param_groups[0]["lr"] == 0.5
 
 
+# The learning rate through a scheduler and a checkpoint restore. Under CUDA graphs it is one device tensor that the
+# scheduler fills in place and the graph reads; the values must be the schedule's, base x factor(epoch), at every
+# step, not a decay compounded on the current rate. Several steps are needed to tell them apart: after one step both
+# give base x factor(1).
+DECAY = linear_decay(1, 4)  # the GAN's schedule: 1 for one epoch, then 0.8, 0.6, 0.4, 0.2, 0.0
+EXPECTED_RATES = [0.5 * DECAY(epoch) for epoch in range(1, 6)]  # 0.4, 0.3, 0.2, 0.1, 0.0
+
+
+def capturable_adam(parameter: torch.nn.Parameter) -> torch.optim.Adam:
+    """``adam(..., capturable=True)``: CUDA's; on a CPU the same options by hand (a tensor rate, capturable)."""
+    if parameter.device.type == "cuda":
+        return adam([parameter], parameter.device, True, lr=0.5)
+    return torch.optim.Adam([parameter], lr=torch.tensor(0.5), capturable=True)
+
+
+def rates_through_a_restore(
+    device: torch.device, scheduler_type: type, before: int = 3, after: int = 2
+) -> tuple[list[float], bool, torch.nn.Parameter]:
+    """The learning rate after each scheduler step: ``before`` steps, then a restore as a checkpoint resume does it
+    (fresh optimizer and scheduler, their state dicts loaded, :func:`restore_capturable_lr`), then ``after`` more.
+    Also whether the rate stayed the same tensor (filled in place) within each run, and the parameter. On CUDA each
+    step has a constant gradient of 1, so Adam moves the parameter by about the rate it read, on a CPU no gradient
+    (a capturable CPU optimizer cannot step)."""
+    parameter = torch.nn.Parameter(torch.zeros(3, device=device))
+    rates, in_place = [], True
+    optimizer = capturable_adam(parameter)
+    scheduler = scheduler_type(optimizer, DECAY)
+    for steps in (before, after):
+        rate = optimizer.param_groups[0]["lr"]
+        for _ in range(steps):
+            parameter.grad = torch.ones_like(parameter) if device.type == "cuda" else None
+            optimizer.step()
+            scheduler.step()
+            in_place = in_place and optimizer.param_groups[0]["lr"] is rate
+            rates.append(learning_rate(optimizer))
+        saved = optimizer.state_dict(), scheduler.state_dict()
+        optimizer = capturable_adam(parameter)
+        scheduler = scheduler_type(optimizer, DECAY)
+        optimizer.load_state_dict(saved[0])
+        scheduler.load_state_dict(saved[1])
+        restore_capturable_lr(optimizer, device)
+        assert isinstance(optimizer.param_groups[0]["lr"], torch.Tensor)
+    return rates, in_place, parameter
+
+
+def test_a_tensor_learning_rate_follows_the_schedule_through_a_restore_without_compounding() -> None:
+    rates, in_place, _ = rates_through_a_restore(torch.device("cpu"), torch.optim.lr_scheduler.LambdaLR)
+    assert in_place and rates == pytest.approx(EXPECTED_RATES, abs=1e-7)
+    # The same check fails for a decay that compounds on the current rate (0.4, 0.24, 0.096, ...).
+    compounding, _, _ = rates_through_a_restore(torch.device("cpu"), torch.optim.lr_scheduler.MultiplicativeLR)
+    assert compounding[0] == pytest.approx(EXPECTED_RATES[0]) and compounding != pytest.approx(EXPECTED_RATES, abs=1e-7)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_capturable_adam_keeps_a_device_learning_rate_through_the_scheduler_and_a_restore() -> None:
     cuda = torch.device("cuda")
     parameter = torch.nn.Parameter(torch.zeros(3, device=cuda))
-    optimizer = adam([parameter], cuda, True, lr=0.5)
-    rate = optimizer.param_groups[0]["lr"]
-    assert isinstance(rate, torch.Tensor) and rate.device.type == "cuda" and optimizer.param_groups[0]["capturable"]
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 0.5 ** epoch)
-    parameter.grad = torch.ones_like(parameter)
-    optimizer.step()
-    scheduler.step()
-    assert optimizer.param_groups[0]["lr"] is rate and learning_rate(optimizer) == 0.25  # filled in place
-    state = {k: v for k, v in optimizer.state_dict().items()}
-    optimizer.load_state_dict(state)
-    restore_capturable_lr(optimizer, cuda)
-    assert optimizer.param_groups[0]["lr"].device.type == "cuda" and learning_rate(optimizer) == 0.25
+    rate = capturable_adam(parameter).param_groups[0]["lr"]
+    assert isinstance(rate, torch.Tensor) and rate.device.type == "cuda"
+    # Five scheduler steps with a restore after the third: the schedule's rates, each filled into the device tensor.
+    rates, in_place, parameter = rates_through_a_restore(cuda, torch.optim.lr_scheduler.LambdaLR)
+    assert in_place and rates == pytest.approx(EXPECTED_RATES, abs=1e-7)
+    # Adam read those rates: a constant gradient moves the parameter by the rate of each step (0.5 + 0.4 + 0.3 + 0.2
+    # + 0.1; a compounding decay would give 0.5 + 0.4 + 0.24 + 0.096 + 0.0192).
+    torch.testing.assert_close(parameter.detach().cpu(), torch.full((3,), -1.5), rtol=0, atol=1e-5)
+    compounding, _, _ = rates_through_a_restore(cuda, torch.optim.lr_scheduler.MultiplicativeLR)
+    assert compounding != pytest.approx(EXPECTED_RATES, abs=1e-7)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# CapturedStep's bookkeeping: whether a step really replays its graph (the GPU check fails a silent fallback)
+
+
+def counting_step() -> tuple[speed.CapturedStep, list[int]]:
+    ran: list[int] = []
+
+    def step(x: torch.Tensor) -> torch.Tensor:
+        ran.append(len(x))
+        return x * 2
+
+    return speed.CapturedStep(step, name="test", warmup=2), ran
+
+
+def test_a_captured_step_counts_its_replays_and_its_eager_calls(monkeypatch: pytest.MonkeyPatch) -> None:
+    graphs = fake_cuda_graphs(monkeypatch)
+    captured, ran = counting_step()
+    x = torch.ones(4)
+    captured(x)
+    assert captured.problem() == "never captured (1 of 2 warm-up calls made)"
+    for _ in range(5):
+        captured(x)
+    # 2 eager warm-up calls, the capture (its call replayed once), then 3 replays; the step body ran 3 times.
+    assert (captured.calls, captured.replays, captured.eager_calls, len(ran)) == (2, 4, 0, 3)
+    assert graphs[0].replayed == 4 and captured.problem() is None
+    captured(torch.ones(3))  # a short batch: eager
+    assert captured.eager_calls == 1 and captured.replays == 4
+    assert captured.problem() == "1 call(s) after the capture ran eagerly (inputs of another shape or dtype)"
+
+
+def test_a_failed_capture_is_counted_and_named_not_silent(monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(speed, "_NOTICES", set())
+    fake_cuda_graphs(monkeypatch, capture_error=RuntimeError("operation not permitted when stream is capturing\nmore"))
+    captured, ran = counting_step()
+    outputs = [captured(torch.ones(4)) for _ in range(5)]
+    assert all(torch.equal(out, torch.full((4,), 2.0)) for out in outputs)  # the eager step's results
+    assert captured.failed and captured.replays == 0 and captured.eager_calls == 3 and not captured.captured
+    assert captured.failure == "RuntimeError: operation not permitted when stream is capturing"
+    assert captured.problem() == ("the capture failed and 3 call(s) ran eagerly "
+                                  "(RuntimeError: operation not permitted when stream is capturing)")
+    assert "[test] CUDA graph capture failed (RuntimeError: operation not permitted" in capsys.readouterr().out

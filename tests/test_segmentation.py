@@ -6,7 +6,7 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -92,15 +92,6 @@ def project(tmp_path: Path) -> dict[str, Path]:
         for seed in (0, 1):
             write_synthetic(synthetic, prepared, N_TRAIN, variant, seed=seed)
     return {"prepared": prepared, "synthetic": synthetic, "root": tmp_path}
-
-
-@pytest.fixture()
-def one_thread() -> Iterator[None]:
-    """Tiny models train faster on one thread; two threads on a shared 2-core box oversubscribe it (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -450,7 +441,8 @@ def test_seg_cuda_graphs_are_ignored_on_cpu_with_one_line_and_change_nothing(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
 def test_a_captured_unet_step_gives_the_eager_losses() -> None:
-    from benchmarks.throughput import captured_vs_eager_seg
+    from benchmarks.graph_compare import captured_vs_eager_seg
 
-    difference, used = captured_vs_eager_seg(tiny_seg(), 32, torch.device("cuda"), steps=7)
-    assert used and difference < 1e-4, difference
+    comparison = captured_vs_eager_seg(tiny_seg(), 32, torch.device("cuda"), steps=7)
+    assert comparison.used and comparison.replays == 7 - comparison.warmup, comparison.problem
+    assert comparison.differences["loss"] < 1e-4, comparison.differences

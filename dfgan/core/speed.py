@@ -151,6 +151,9 @@ class CapturedStep:
 
     The outputs of a replay are the graph's own buffers, overwritten by the next replay: copy what must outlive it.
     If the capture fails (an operation that cannot be captured), one line is printed and the step stays eager.
+    Whether the graph really ran is counted - ``replays`` (the capture's own call included), ``eager_calls`` (calls
+    after the warm-up that ran eagerly: a failed capture, or inputs of another shape) and ``failure`` (the capture's
+    error) - and :meth:`problem` says in words why a step did not replay every call after its warm-up.
     """
 
     def __init__(self, step: Callable[..., Any], name: str, warmup: int = 3) -> None:
@@ -160,6 +163,9 @@ class CapturedStep:
         self.static_inputs: tuple[torch.Tensor, ...] = ()
         self.static_outputs: Any = None
         self.failed = False
+        self.failure: str | None = None  # the capture's error, when it failed
+        self.replays = 0  # graph replays, the capture's own call included
+        self.eager_calls = 0  # calls after the warm-up that ran eagerly (a failed capture, inputs of another shape)
 
     @property
     def captured(self) -> bool:
@@ -170,8 +176,19 @@ class CapturedStep:
             a.shape == b.shape and a.dtype == b.dtype for a, b in zip(inputs, self.static_inputs)
         )
 
+    def problem(self) -> str | None:
+        """Why this step did not replay its graph on every call after the warm-up (None: it did, at least once)."""
+        if self.failure is not None:
+            return f"the capture failed and {self.eager_calls} call(s) ran eagerly ({self.failure})"
+        if self.graph is None:
+            return f"never captured ({self.calls} of {self.warmup} warm-up calls made)"
+        if self.eager_calls:
+            return f"{self.eager_calls} call(s) after the capture ran eagerly (inputs of another shape or dtype)"
+        return None
+
     def __call__(self, *inputs: torch.Tensor) -> Any:
         if self.failed or (self.graph is not None and not self._matches(inputs)):
+            self.eager_calls += 1
             return self.step(*inputs)
         if self.graph is None:
             if self.calls < self.warmup:
@@ -183,11 +200,13 @@ class CapturedStep:
                 torch.cuda.current_stream().wait_stream(side)
                 return outputs
             if not self._capture(inputs):
+                self.eager_calls += 1
                 return self.step(*inputs)
             return self.static_outputs  # the capture's inputs are this call's: replayed once in _capture
         for static, tensor in zip(self.static_inputs, inputs):
             static.copy_(tensor, non_blocking=True)
         self.graph.replay()
+        self.replays += 1
         return self.static_outputs
 
     def _capture(self, inputs: tuple[torch.Tensor, ...]) -> bool:
@@ -199,11 +218,12 @@ class CapturedStep:
                 outputs = self.step(*self.static_inputs)
         except Exception as error:  # e.g. an op that synchronises or copies from host memory: stay eager
             first_line = str(error).splitlines()[0] if str(error) else ""
-            notice_once(f"[{self.name}] CUDA graph capture failed ({type(error).__name__}: {first_line}): "
-                        f"the step runs eagerly")
+            self.failure = f"{type(error).__name__}: {first_line}"
+            notice_once(f"[{self.name}] CUDA graph capture failed ({self.failure}): the step runs eagerly")
             self.failed, self.static_inputs = True, ()
             torch.cuda.synchronize()
             return False
         self.graph, self.static_outputs = graph, outputs
         graph.replay()  # capturing records the work without doing it: this call's step happens here
+        self.replays += 1
         return True
