@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from dfgan.core.settings import Settings, with_values
+from dfgan.core.settings import Settings, gan_seeds_at, seg_seeds_at, with_values
 from dfgan.core.speed import CapturedStep, adam, channels_last_input
 from dfgan.core.splits import validation_count
 from dfgan.gan.config import GanConfig
@@ -230,32 +230,49 @@ def training_images(settings: Settings, size: int) -> int:
     return size - validation_count(size, settings.data.val_fraction)
 
 
-def planned_work(settings: Settings) -> list[PlannedWork]:
-    """Step counts the profile implies. GAN: epochs x ceil(N_train / batch) per size, variant and GAN seed;
-    synthesis: 2 N_train images (plain and flipped lesions) in batches of ``gan.batch_size`` per size, variant and
-    seed; U-Net++: rounds x steps per round per size, condition, augmentation and seed."""
+@dataclass(frozen=True)
+class SizeWork:
+    """The work of one training size, per model: a GAN's steps and synthesis batches (one variant, one seed), and one
+    U-Net++ seed's steps over every condition and both augmentation settings (the budget: early stopping runs
+    fewer)."""
+
+    gan_steps: int
+    synth_batches: int
+    seg_steps: int
+
+
+def size_work(settings: Settings, size: int) -> SizeWork:
     from dfgan.seg.fit import make_schedule
 
     gan, seg = settings.gan, SegConfig.of(settings.seg, "none")  # the schedule is the same for every aug
-    sizes, variants, gan_seeds = settings.sizes, settings.variants, gan.seeds
-    epochs, gan_batch = gan.n_epochs + gan.n_epochs_decay, gan.batch_size
-    gan_steps_per_variant = synth_batches = seg_steps = 0
-    conditions = trained_conditions(settings)
-    for size in sizes:
-        n_train = training_images(settings, size)
-        gan_steps_per_variant += epochs * math.ceil(n_train / gan_batch) * len(gan_seeds)
-        synth_batches += 2 * math.ceil(n_train / gan_batch) * len(variants) * len(gan_seeds)
-        schedule = make_schedule(seg, n_train)
-        for condition in conditions:
-            parsed = parse_condition(condition)
-            n_condition = n_train * (parsed.real_copies + parsed.copies + len(parsed.extra_parts))
-            per_round = schedule.steps_per_round or math.ceil(n_condition / schedule.batch_size)
-            seg_steps += schedule.rounds * per_round * 2 * len(seg.seeds)  # aug: none and classic
-    runs = len(sizes) * len(variants) * len(gan_seeds)
+    n_train = training_images(settings, size)
+    schedule = make_schedule(seg, n_train)
+    seg_steps = 0
+    for condition in trained_conditions(settings):
+        parsed = parse_condition(condition)
+        n_condition = n_train * (parsed.real_copies + parsed.copies + len(parsed.extra_parts))
+        per_round = schedule.steps_per_round or math.ceil(n_condition / schedule.batch_size)
+        seg_steps += schedule.rounds * per_round * 2  # aug: none and classic
+    batches = math.ceil(n_train / gan.batch_size)
+    return SizeWork((gan.n_epochs + gan.n_epochs_decay) * batches, 2 * batches, seg_steps)
+
+
+def planned_work(settings: Settings) -> list[PlannedWork]:
+    """Step counts the profile implies (:func:`size_work` times the models of each size: every variant and GAN seed
+    of the size, its U-Net++ seeds; ``gan.extra_seeds`` at ``gan.extra_sizes`` included)."""
+    variants = settings.variants
+    gan_steps_per_variant = synth_batches = seg_steps = runs = 0
+    for size in settings.sizes:
+        work, n_gans = size_work(settings, size), len(gan_seeds_at(settings, size))
+        gan_steps_per_variant += work.gan_steps * n_gans
+        synth_batches += work.synth_batches * len(variants) * n_gans
+        seg_steps += work.seg_steps * len(seg_seeds_at(settings, size))
+        runs += len(variants) * n_gans
+    seg_runs = len(settings.sizes) * len(trained_conditions(settings)) * 2
     return [
         *[PlannedWork(f"train_gan ({v})", "GAN steps", gan_steps_per_variant, runs // len(variants)) for v in variants],
         PlannedWork("synthesize", "synthesis batches", synth_batches, runs),
-        PlannedWork("seg (all conditions)", "U-Net++ steps", seg_steps, len(sizes) * len(conditions) * 2),
+        PlannedWork("seg (all conditions)", "U-Net++ steps", seg_steps, seg_runs),
     ]
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from dfgan.core.errors import run_stage
 from dfgan.core.params_file import load_settings, require_listed
 from dfgan.core.paths import PREPARED, SYNTHETIC, run_label, seg_run
-from dfgan.core.settings import AUGS, Settings
+from dfgan.core.settings import AUGS, Settings, gan_seeds_at, seg_seeds_at
 from dfgan.seg.config import SegConfig
 from dfgan.seg.experiment import run_condition
 from dfgan.seg.training_sets import require_condition, uses_synthetic
@@ -38,8 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def inputs(settings: Settings, args: argparse.Namespace) -> SegInputs:
     """Everything of the params this stage hands the library (tests/test_params_deps.py reads this)."""
     return SegInputs(
-        config=SegConfig.of(settings.seg, args.aug),
-        gan_seeds=settings.gan.seeds if uses_synthetic(args.condition) else (),
+        config=SegConfig.of(settings.seg, args.aug, seg_seeds_at(settings, args.size)),
+        gan_seeds=gan_seeds_at(settings, args.size) if uses_synthetic(args.condition) else (),
         deterministic=settings.runtime.deterministic,
     )
 

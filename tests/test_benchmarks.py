@@ -51,14 +51,15 @@ def test_planned_work_counts_the_demo_profile_by_hand() -> None:
     assert work["train_gan (pix2pix)"].units == work["train_gan (dfgan)"].units == 8 * (2 + 3)
     assert work["train_gan (dfgan)"].runs == 2
     assert work["synthesize"].units == 2 * (2 + 3) * 2  # plain + flipped, both variants
-    # U-Net++: 6 rounds of ceil(2.0 x N_train / 4) steps: 5 (size 12) and 10 (size 24), for 5 conditions, 2 augs,
-    # 2 seeds.
-    assert work["seg (all conditions)"].units == 6 * (5 + 10) * 5 * 2 * 2
+    # U-Net++: 6 rounds of ceil(2.0 x N_train / 4) steps: 5 (size 12) and 10 (size 24), for 6 conditions (R, R x2,
+    # R + fresh, R + S of both GANs, R + 2S), 2 augs, 2 seeds.
+    assert work["seg (all conditions)"].units == 6 * (5 + 10) * 6 * 2 * 2
 
 
 def test_planned_work_of_the_paper_profile() -> None:
     work = {w.stage: w for w in planned_work(load_settings(ROOT / "params_paper.yaml"))}
-    assert work["train_gan (dfgan)"].runs == 6 * 3  # sizes x GAN seeds
+    # sizes x GAN seeds, and 9 more GAN seeds at sizes 50 and 100 (gan.extra_seeds at gan.extra_sizes).
+    assert work["train_gan (dfgan)"].runs == 6 * 3 + 2 * 9
     assert work["train_gan (dfgan)"].units > 1_000_000  # about 392,000 steps per GAN seed
 
 

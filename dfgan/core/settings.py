@@ -137,6 +137,10 @@ class GanSettings:
     compile: str = key(Switch(COMPILE_MODES, help="torch.compile of G and D"))
     cuda_graphs: bool = key(Bool(help="replay each GAN step as one CUDA graph (CUDA only; ignored on a CPU)"))
     seeds: tuple[int, ...] = key(ListOf(SEED, unique=True, help="one GAN per seed, e.g. [0, 1, 2]"))
+    extra_seeds: tuple[int, ...] = key(ListOf(SEED, min_len=0, unique=True,
+                                              help="more GAN seeds, trained only at gan.extra_sizes, e.g. [3, 4, 5]"))
+    extra_sizes: tuple[int, ...] = key(ListOf(Int(min=1), min_len=0, unique=True,
+                                              help="the sizes that also train gan.extra_seeds, e.g. [50, 100]"))
     sample_count: int = key(Int(min=1))
 
 
@@ -196,6 +200,8 @@ class SegSettings:
     flipped_variants: tuple[str, ...] = key(ListOf(Text(), min_len=0, unique=True,
                                                    help="variants trained as R + 2S, e.g. [dfgan]"))
     seeds: tuple[int, ...] = key(ListOf(SEED, unique=True))
+    extra_seeds: tuple[int, ...] = key(ListOf(SEED, min_len=0, unique=True,
+                                              help="more U-Net++ seeds at gan.extra_sizes, e.g. [3, 4, 5]"))
     schedule: str = key(Choice(SCHEDULES, help="steps: equal optimizer steps per condition; epochs: fixed epochs"))
     epochs: int = key(Int(min=1, help="rounds, each followed by validation"))
     patience: int | None = key(Nullable(Int(min=1), help="stop after this many rounds without a better validation "
@@ -264,6 +270,7 @@ class Settings:
     report: ReportSettings = section()
 
 
+
 # ---------------------------------------------------------------------------------------------------------------------
 # The schema, and the settings of a checked params dict
 
@@ -320,6 +327,19 @@ def with_values(settings: Any, values: Mapping[str, Any]) -> Any:
     for name, below in nested.items():
         changes[name] = with_values(getattr(settings, name), below)
     return dataclasses.replace(settings, **changes)
+
+
+def gan_seeds_at(settings: Settings, size: int) -> tuple[int, ...]:
+    """The GAN seeds of one training size: ``gan.seeds``, and ``gan.extra_seeds`` too at ``gan.extra_sizes``
+    (seeds are cheap where the training sets are small, which is where the paper's gains are)."""
+    gan = settings.gan
+    return gan.seeds + (gan.extra_seeds if size in gan.extra_sizes else ())
+
+
+def seg_seeds_at(settings: Settings, size: int) -> tuple[int, ...]:
+    """The U-Net++ seeds of one training size: ``seg.seeds``, and ``seg.extra_seeds`` too at ``gan.extra_sizes``;
+    seed number k trains on GAN seed ``gan_seeds_at(settings, size)[k mod len]``."""
+    return settings.seg.seeds + (settings.seg.extra_seeds if size in settings.gan.extra_sizes else ())
 
 
 def variant_lambda_fid(gan: GanSettings, variant: str) -> float:

@@ -76,6 +76,35 @@ def gate_names_conditions(params: Mapping[str, Any]) -> list[Problem]:
     return problems
 
 
+def extra_seeds_fit(params: Mapping[str, Any]) -> list[Problem]:
+    """gan.extra_sizes are trained sizes and come with gan.extra_seeds (and the reverse); extra seeds are new seeds;
+    every size has at least as many U-Net++ seeds as GAN seeds (a GAN without one would be trained for nothing)."""
+    gan, seg, sizes = params["gan"], params["seg"], list(params["sizes"])
+    problems = []
+    stray = [size for size in gan["extra_sizes"] if size not in sizes]
+    if stray:
+        problems.append(("gan.extra_sizes", f"{stray} are not in sizes {sizes}"))
+    if bool(gan["extra_sizes"]) != bool(gan["extra_seeds"]):
+        empty, full = ("gan.extra_seeds", "gan.extra_sizes") if gan["extra_sizes"] else ("gan.extra_sizes",
+                                                                                           "gan.extra_seeds")
+        problems.append((empty, f"is empty while {full} is not: give both (extra GAN seeds at some sizes) or neither"))
+    for section, name in ((gan, "gan"), (seg, "seg")):
+        again = sorted(set(section["seeds"]) & set(section["extra_seeds"]))
+        if again:
+            problems.append((f"{name}.extra_seeds", f"{again} are in {name}.seeds already"))
+    short: dict[str, list[tuple[int, int, int]]] = {}  # key -> (size, GAN seeds, U-Net++ seeds)
+    for size in sizes:
+        extra = size in gan["extra_sizes"]
+        n_gans = len(gan["seeds"]) + (len(gan["extra_seeds"]) if extra else 0)
+        n_seg = len(seg["seeds"]) + (len(seg["extra_seeds"]) if extra else 0)
+        if n_seg < n_gans:
+            short.setdefault("seg.extra_seeds" if extra else "seg.seeds", []).append((size, n_gans, n_seg))
+    for key, cases in short.items():
+        where = "; ".join(f"size {size}: {n_gans} GAN seeds but {n_seg} U-Net++ seeds" for size, n_gans, n_seg in cases)
+        problems.append((key, f"{where}: a GAN without a U-Net++ seed is trained for nothing; give {key} more seeds"))
+    return problems
+
+
 def some_epochs(params: Mapping[str, Any]) -> list[Problem]:
     gan = params["gan"]
     if gan["n_epochs"] + gan["n_epochs_decay"] < 1:
@@ -128,6 +157,7 @@ CROSS_FIELD_RULES: tuple[Callable[[Mapping[str, Any]], list[Problem]], ...] = (
     primary_is_trained,
     declared_sizes_are_trained,
     gate_names_conditions,
+    extra_seeds_fit,
     some_epochs,
     some_segmentation_loss,
     validation_split_fits,

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from dfgan.core.settings import AUGS, ClassicAugmentation, NoAugmentation, SegSettings
 
-# SegConfig fields that are not a seg key of the same name.
-CHOSEN = ("aug", "augmentation")
+# SegConfig fields that are not a seg key of the same name (seeds: seg.seeds, plus seg.extra_seeds at some sizes).
+CHOSEN = ("aug", "augmentation", "seeds")
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,11 @@ class SegConfig:
     augmentation: NoAugmentation | ClassicAugmentation
 
     @classmethod
-    def of(cls, seg: SegSettings, aug: str) -> SegConfig:
-        """The config of the runs with augmentation ``aug`` (``seg.augmentations.<aug>``)."""
+    def of(cls, seg: SegSettings, aug: str, seeds: tuple[int, ...] | None = None) -> SegConfig:
+        """The config of the runs with augmentation ``aug`` (``seg.augmentations.<aug>``) and U-Net++ ``seeds``
+        (default ``seg.seeds``; a size of ``gan.extra_sizes`` has more: :func:`dfgan.core.settings.seg_seeds_at`)."""
         if aug not in AUGS:
             raise KeyError(f"seg.augmentations has no '{aug}' entry (has {list(AUGS)})")
         names = [f.name for f in dataclasses.fields(cls) if f.name not in CHOSEN]
         return cls(**{name: getattr(seg, name) for name in names}, aug=aug,
-                   augmentation=getattr(seg.augmentations, aug))
+                   augmentation=getattr(seg.augmentations, aug), seeds=seg.seeds if seeds is None else seeds)
