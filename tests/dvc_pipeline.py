@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROFILES = ("params.yaml", "params_evidence.yaml", "params_paper.yaml")
+# The three profiles, and the evidence run v2 (its params in today's schema): the one that trains dfgan_paper.
+PROFILES = ("params.yaml", "params_evidence.yaml", "params_paper.yaml", "docs/evidence/phantom-64px-50-100-v2/params.yaml")
 CODE_PREFIXES = ("dfgan/", "stages/")
 REFERENCE = re.compile(r"\$\{([^}]+)\}")
 
