@@ -101,6 +101,12 @@ BAD_PARAMS = [
     ("gan.mask_threshold", 0.3, "gan.mask_threshold: unknown key; did you mean data.mask_threshold?"),
     ("phantom.count", 40, "phantom.count: the phantom makes 30 positive images (count x positive_fraction) but "
      "max(sizes) + data.test_size = 48"),
+    ("report.gate", ["real+pastee"], "report.gate[0]: 'real+pastee' must be a condition other than R and the "
+     "primary's variant 'dfgan'; did you mean real+paste?"),
+    ("report.primary_sizes", [12, 50], "report.primary_sizes: [50] are not in sizes [12, 24]"),
+    ("report.equivalence_margin", 0, "report.equivalence_margin: must be a number in (0, 1], got 0"),
+    ("seg.min_rounds", 0, "seg.min_rounds: must be an integer >= 1, got 0"),
+    ("gan.extra_sizes", [24], "gan.extra_seeds: is empty while gan.extra_sizes is not"),
 ]
 
 

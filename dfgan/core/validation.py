@@ -12,7 +12,7 @@ This module imports nothing heavy, so ``python -m stages.check`` answers in a fr
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from dfgan.core.rules import REAL, REAL_CONDITIONS, VARIANTS, ListOf, Section
 from dfgan.core.settings import SCHEMA
@@ -26,19 +26,25 @@ from dfgan.core.splits import validation_count
 Problem = tuple[str, str]
 
 
+def items_outside(key: str, items: Sequence[Any], allowed: Sequence[str], what: str, listed: str) -> list[Problem]:
+    """One problem per item not in ``allowed``: ``<key>[k]: '<item>' <what>; did you mean <closest>? <listed>
+    [allowed]``."""
+    problems = []
+    for k, item in enumerate(items):
+        if item not in allowed:
+            close = difflib.get_close_matches(str(item), list(allowed), n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            problems.append((f"{key}[{k}]", f"{item!r} {what}; {hint}{listed} {list(allowed)}"))
+    return problems
+
+
 def known_conditions(params: Mapping[str, Any]) -> list[Problem]:
     """R must be trained (every difference is against it); R + 2S only for variants that are trained."""
     problems = []
     if REAL not in params["seg"]["real_conditions"]:
         problems.append(("seg.real_conditions", f"must include {REAL!r}: every comparison is against it"))
-    variants = list(params["variants"])
-    for k, variant in enumerate(params["seg"]["flipped_variants"]):
-        if variant not in variants:
-            close = difflib.get_close_matches(str(variant), variants, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            problems.append((f"seg.flipped_variants[{k}]", f"{variant!r} is not a trained GAN variant; {hint}"
-                             f"variants are {variants}"))
-    return problems
+    return problems + items_outside("seg.flipped_variants", params["seg"]["flipped_variants"], params["variants"],
+                                    "is not a trained GAN variant", "variants are")
 
 
 def primary_is_trained(params: Mapping[str, Any]) -> list[Problem]:
@@ -66,14 +72,8 @@ def gate_names_conditions(params: Mapping[str, Any]) -> list[Problem]:
     variant; one that these params do not train is simply not asked (questions.md says so)."""
     variant = str(params["report"]["primary"]).rpartition("-")[0]
     known = [c for c in (*REAL_CONDITIONS, *VARIANTS) if c not in (REAL, variant)]
-    problems = []
-    for k, baseline in enumerate(params["report"]["gate"]):
-        if baseline not in known:
-            close = difflib.get_close_matches(str(baseline), known, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            problems.append((f"report.gate[{k}]", f"{baseline!r} must be a condition other than R and the primary's "
-                             f"variant {variant!r}; {hint}one of {known}"))
-    return problems
+    return items_outside("report.gate", params["report"]["gate"], known,
+                         f"must be a condition other than R and the primary's variant {variant!r}", "one of")
 
 
 def extra_seeds_fit(params: Mapping[str, Any]) -> list[Problem]:
