@@ -16,7 +16,7 @@ import psutil
 import pytest
 import yaml
 
-from dfgan.orchestrate import dag, devices, exp_queue, experiments, parallel
+from dfgan.orchestrate import dag, devices, exp_queue, experiments, parallel, stage_worker
 from dfgan.orchestrate.dag import StageGraph, parse_dag_dot, stages_to_run
 from tests.pipeline_repo import PROJECT_ROOT, run
 
@@ -44,8 +44,8 @@ def test_parse_dag_dot_reads_stages_and_edges() -> None:
 def test_matrix_and_nested_stage_names_parse() -> None:
     graph = parse_dag_dot('"seg_synth@4-dfgan2x-none";\n"sub/dvc.yaml:train" -> "seg_synth@4-dfgan2x-none";\n')
     assert graph.parents["seg_synth@4-dfgan2x-none"] == {"sub/dvc.yaml:train"}
-    assert parallel.log_path(Path("logs"), "sub/dvc.yaml:train") == Path("logs/sub_dvc.yaml_train.log")
-    assert parallel.log_path(Path("logs"), "train_gan@4-dfgan") == Path("logs/train_gan@4-dfgan.log")
+    assert stage_worker.log_path(Path("logs"), "sub/dvc.yaml:train") == Path("logs/sub_dvc.yaml_train.log")
+    assert stage_worker.log_path(Path("logs"), "train_gan@4-dfgan") == Path("logs/train_gan@4-dfgan.log")
 
 
 def test_stages_to_run_adds_descendants_of_changed_stages_only() -> None:
@@ -366,7 +366,7 @@ def test_ctrl_c_stops_running_stages_cleanly_and_a_rerun_completes(tmp_path: Pat
     stage_pid = int((repo / "slow.pid").read_text())
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=180)  # a loaded machine can be slow to shut the Dask cluster down
-    assert proc.returncode == parallel.EXIT_INTERRUPTED, output
+    assert proc.returncode == stage_worker.EXIT_INTERRUPTED, output
     assert "interrupted" in output and "stopped  slow" in output
     assert not psutil.pid_exists(stage_pid) or psutil.Process(stage_pid).status() == psutil.STATUS_ZOMBIE
     rwlock = json.loads((repo / ".dvc/tmp/rwlock").read_text())
