@@ -13,7 +13,10 @@ each holds briefly, instead of failing). This module only decides *when* and *wh
 
 Each stage's output goes to ``logs/<stage>.log``; a failed stage stops its descendants only, the other branches
 finish, and the exit status is non-zero with the failed stages and their logs named. Ctrl-C (or SIGTERM) interrupts
-the running stages the way a Ctrl-C in ``dvc repro`` would, so no DVC lock is left held, and rerunning resumes.
+the running stages the way a Ctrl-C in ``dvc repro`` would, so no DVC lock is left held, and rerunning resumes. A
+run whose Dask workers are lost (the scheduler drops a worker that misses its heartbeats: a runner paused past
+``distributed.scheduler.worker-ttl``, a suspended laptop, a dead cluster worker) stops the same way and exits with
+status 75, in one line naming the finished stages and the command that resumes.
 Stages with the longest chain of work behind them start first; the chain is counted in seconds once
 ``logs/durations.json`` holds the stages' earlier run times (the runner keeps it up to date), in stages before.
 
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -142,6 +146,7 @@ def cluster_placement(client: Any, threads_per_stage: int | None) -> Placement:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     repo = args.repo.resolve()
     log_dir = args.log_dir if args.log_dir.is_absolute() else repo / args.log_dir
@@ -205,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
         if cluster is not None:
             cluster.close()
-    report_summary(summary, say=lambda text: print(text, file=sys.stderr if summary.exit_code else sys.stdout))
+    command = shlex.join(["python", "-m", "dfgan.orchestrate.parallel", *argv])
+    report_summary(summary, say=lambda text: print(text, file=sys.stderr if summary.exit_code else sys.stdout),
+                   command=command)
     if summary.exit_code:
         if args.name:
             print(f"experiment '{args.name}' not saved: run the same command again to finish it", file=sys.stderr)

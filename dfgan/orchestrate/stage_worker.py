@@ -1,8 +1,14 @@
 """One stage on a Dask worker: ``dvc repro -s <stage>`` in a session of its own, its output in ``logs/<stage>.log``,
-stopped as a Ctrl-C stops ``dvc repro`` when the runner sets the run's cancel event."""
+stopped as a Ctrl-C stops ``dvc repro`` when the runner sets the run's cancel event.
+
+The stage says on the topic :data:`EVENT_TOPIC` when it starts and how it ended, through the worker's client: that
+connection outlives the worker's registration, so the runner (:mod:`dfgan.orchestrate.stage_scheduler`) still hears
+how a stage ended after the Dask scheduler dropped the worker that ran it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -10,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dfgan.orchestrate.dag import dvc_command
 from dfgan.orchestrate.devices import Placement, stage_environment
@@ -61,22 +68,41 @@ def interrupt_stage(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def publish(client: Any, message: dict[str, Any]) -> None:
+    """One message to the runner on :data:`EVENT_TOPIC`. A lost connection loses only the message: the task's
+    result still reports the stage to a runner that can hear it."""
+    try:
+        client.log_event(EVENT_TOPIC, message)
+    except OSError:  # distributed's CommClosedError and timeouts are OSErrors
+        pass
+
+
+def running_event(stage: str, worker: Any, device: str) -> dict[str, str]:
+    return {"event": "running", "stage": stage, "worker": str(worker.address), "worker_name": str(worker.name),
+            "device": device}
+
+
+def ended_event(outcome: StageOutcome) -> dict[str, Any]:
+    return {"event": "ended", "stage": outcome.stage, "outcome": dataclasses.asdict(outcome)}
+
+
 def run_stage(stage: str, repo: str, log_dir: str, cancel_name: str, assigned: str | None,
               placement: Placement) -> StageOutcome:
     """Run ``dvc repro -s stage`` on this Dask worker, streaming its output to the stage's log; ``assigned`` is the
     GPU the runner picked for it (None: the worker's own devices)."""
-    from distributed import Event, get_worker
+    from distributed import Event, get_client, get_worker
 
     worker = get_worker()
     worker_name = str(worker.name)
-    cancel = Event(cancel_name)
+    client = get_client()
+    cancel = Event(cancel_name, client=client)
     threads = placement.worker_threads.get(worker.address, placement.threads)
     env, device = stage_environment(os.environ, assigned, threads, placement.force_threads)
     log = log_path(Path(log_dir), stage)
     shown_log = os.path.relpath(log, repo) if log.is_relative_to(repo) else str(log)
     if cancel.is_set():
         return StageOutcome(stage, EXIT_INTERRUPTED, 0.0, worker_name, device, shown_log, cancelled=True, ran=False)
-    worker.log_event(EVENT_TOPIC, {"stage": stage, "worker_name": worker_name, "device": device})
+    publish(client, running_event(stage, worker, device))
     log.parent.mkdir(parents=True, exist_ok=True)
     command = dvc_command("repro", "-s", stage)
     started = time.monotonic()
@@ -97,4 +123,6 @@ def run_stage(stage: str, repo: str, log_dir: str, cancel_name: str, assigned: s
                 interrupt_stage(proc)
     seconds = time.monotonic() - started
     ran = "Running stage '" in log.read_text(errors="replace")
-    return StageOutcome(stage, int(proc.returncode), seconds, worker_name, device, shown_log, cancelled, ran)
+    outcome = StageOutcome(stage, int(proc.returncode), seconds, worker_name, device, shown_log, cancelled, ran)
+    publish(client, ended_event(outcome))
+    return outcome
