@@ -234,7 +234,7 @@ from dfgan.core.speed import configure_determinism
 from dfgan.gan.inception import load_inception
 from dfgan.seg.config import SegConfig
 settings, size, device = load_settings(sys.argv[1]), int(sys.argv[2]), torch.device("cuda")
-configure_determinism(False)  # the GAN graph needs it off (see dfgan.gan.training.gan_cuda_graphs)
+configure_determinism(False)  # the GAN graph needs it off (see dfgan.gan.step.gan_cuda_graphs)
 fid_term = random_fid_term(load_inception(device, settings.fid.inception_path), device)
 worst = 0.0
 for precision in ("fp32", "bf16"):
