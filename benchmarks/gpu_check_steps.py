@@ -36,7 +36,7 @@ from dfgan.core.params_file import load_settings
 from dfgan.core.settings import Settings, with_values
 from dfgan.core.speed import CapturedStep, configure_determinism
 from dfgan.gan.inception import FEATURE_DIM, load_inception
-from dfgan.gan.training import FidTerm
+from dfgan.gan.step import FidTerm
 from dfgan.seg.config import SegConfig
 
 SKIPPED_EXIT = 3
@@ -128,7 +128,7 @@ def cuda_device() -> torch.device | None:
 
 def device_for(config: CheckConfig) -> torch.device:
     device = cuda_device() or torch.device("cpu")
-    configure_determinism(False)  # the GAN graph needs it off (dfgan.gan.training.gan_cuda_graphs); autotuned kernels
+    configure_determinism(False)  # the GAN graph needs it off (dfgan.gan.step.gan_cuda_graphs); autotuned kernels
     return device
 
 

@@ -21,7 +21,9 @@ from dfgan.core.settings import Settings, with_values
 from dfgan.core.speed import CapturedStep, adam, channels_last_input, learning_rate
 from dfgan.gan.config import GanConfig, GanRunOptions
 from dfgan.gan.fid import write_reference_stats
-from dfgan.gan.training import FidTerm, GanStep, build_models, fid_term_for, make_inputs, train_gan
+from dfgan.gan.pairs import make_inputs
+from dfgan.gan.step import FidTerm, GanStep, build_models, fid_term_for
+from dfgan.gan.training import train_gan
 from dfgan.seg.config import SegConfig
 
 # How far captured may differ from eager beyond the tolerance: this many times the difference between two eager runs

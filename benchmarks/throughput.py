@@ -22,7 +22,9 @@ from dfgan.core.splits import validation_count
 from dfgan.gan.config import GanConfig
 from dfgan.gan.fid import FIDLoss
 from dfgan.gan.inception import FEATURE_DIM
-from dfgan.gan.training import FidTerm, GanStep, build_models, fid_term_for, gan_cuda_graphs, generate, make_inputs
+from dfgan.gan.generator import generate
+from dfgan.gan.pairs import make_inputs
+from dfgan.gan.step import FidTerm, GanStep, build_models, fid_term_for, gan_cuda_graphs
 from dfgan.seg.config import SegConfig
 from dfgan.seg.training_sets import parse_condition, trained_conditions
 

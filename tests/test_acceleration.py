@@ -23,7 +23,8 @@ from dfgan.core.validation import validate_params
 from dfgan.gan import inception
 from dfgan.gan.config import GanConfig
 from dfgan.gan.fid import feature_statistics, frechet_distance
-from dfgan.gan.training import autocast_context, build_models, make_inputs, train_step
+from dfgan.gan.pairs import make_inputs
+from dfgan.gan.step import autocast_context, build_models, train_step
 from tests.fakes import blob_xrays
 
 REPO = Path(__file__).resolve().parents[1]

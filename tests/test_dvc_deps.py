@@ -80,3 +80,21 @@ def test_stage_declares_exactly_its_code(name: str) -> None:
     assert declared == expected, (
         f"dvc.yaml stage '{name}': missing {sorted(expected - declared)}, not imported {sorted(declared - expected)}"
     )
+
+
+# What only the GAN training loop runs: its own module, the step, the checkpoints, the run config and the curves.
+LOOP_ONLY = {"dfgan/gan/training.py", "dfgan/gan/step.py", "dfgan/gan/checkpoints.py", "dfgan/gan/config.py",
+             "dfgan/core/training_log.py"}
+
+
+def test_a_change_to_the_gan_training_loop_reruns_no_synthesize_stage() -> None:
+    """Synthesis reaches the pairs, the generator, FID and Inception, never the loop: a change to the loop's code
+    (or to what only the loop imports) leaves every ``synthesize@*`` stage up to date in ``dvc status``."""
+    loop = import_closure("stages.train_gan") - import_closure("stages.synthesize")
+    assert LOOP_ONLY <= loop, f"synthesis imports loop code: {sorted(LOOP_ONLY - loop)}"
+    synthesize = stage_definitions()["synthesize"]
+    declared = {str(d) for d in synthesize["deps"]}
+    assert not declared & loop, f"every synthesize@* stage reruns when these change: {sorted(declared & loop)}"
+    gan_files = {p for p in import_closure("stages.synthesize") if p.startswith("dfgan/gan/")}
+    assert gan_files == {f"dfgan/gan/{name}.py" for name in (
+        "synthesis", "synthetic_sets", "pairs", "generator", "networks", "fid", "inception", "inception_net")}

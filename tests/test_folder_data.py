@@ -17,10 +17,11 @@ import yaml
 from dfgan.data.dicom_io import read_dicom
 from dfgan.data.folder_data import find_folder_images, read_folder_image, read_folder_mask
 from dfgan.data.phantom import generate_phantom
-from dfgan.data.prepare import PrepareError, prepare_dataset, prepare_folder_dataset
+from dfgan.data.prepare_folder import prepare_folder_dataset
+from dfgan.data.prepare_siim import prepare_dataset
 from dfgan.data.prepared_arrays import load_prepared
 from dfgan.data.rle import decode_union, is_empty_code
-from dfgan.data.siim import CODE_COLUMN, ID_COLUMN, find_dicoms, read_rle_table
+from dfgan.data.siim import CODE_COLUMN, ID_COLUMN, PrepareError, find_dicoms, read_rle_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 COMMON: dict[str, Any] = dict(image_size=32, test_size=4, sizes=[4, 6], seed=0, workers=1, mask_threshold=0.25)

@@ -19,20 +19,10 @@ from dfgan.core.settings import settings_from
 from dfgan.gan.config import DERIVED, GanConfig, GanRunOptions
 from dfgan.gan.fid import FIDLoss, feature_statistics, write_reference_stats
 from dfgan.gan.inception import load_inception
-from dfgan.gan.training import (
-    FidTerm,
-    autocast_context,
-    autocast_dtype,
-    build_models,
-    epoch_batches,
-    epoch_generator,
-    linear_decay,
-    load_generator,
-    make_inputs,
-    paired_jitter,
-    train_gan,
-    train_step,
-)
+from dfgan.gan.generator import load_generator
+from dfgan.gan.pairs import epoch_batches, epoch_generator, make_inputs, paired_jitter
+from dfgan.gan.step import FidTerm, autocast_context, autocast_dtype, build_models, linear_decay, train_step
+from dfgan.gan.training import train_gan
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]

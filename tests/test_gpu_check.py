@@ -176,7 +176,7 @@ def test_item_a_on_an_emulated_graph_passes_and_a_failed_capture_fails(
 
     from benchmarks.graph_compare import captured_vs_eager_gan, comparison_verdict
     from dfgan.gan.fid import FIDLoss, feature_statistics
-    from dfgan.gan.training import FidTerm
+    from dfgan.gan.step import FidTerm
     from tests.fakes import TinyExtractor, fake_cuda_graphs
 
     term = FidTerm(TinyExtractor(), FIDLoss(*feature_statistics(np.random.default_rng(0).normal(size=(40, 16)))))

@@ -10,7 +10,8 @@ import torch
 from dfgan.core import speed
 from dfgan.core.speed import adam, cuda_graphs_wanted, learning_rate, restore_capturable_lr
 from dfgan.gan.fid import FIDLoss, feature_statistics, sync_free_fid, trace_sqrt_psd
-from dfgan.gan.training import crop_batch, epoch_batches, epoch_generator, linear_decay, paired_jitter
+from dfgan.gan.pairs import crop_batch, epoch_batches, epoch_generator, paired_jitter
+from dfgan.gan.step import linear_decay
 from tests.fakes import fake_cuda_graphs
 
 

@@ -15,12 +15,13 @@ from dfgan.core.params_file import load_params
 from dfgan.core.paths import GanRunPaths, SynthRunPaths
 from dfgan.core.settings import settings_from
 from dfgan.data.prepared_arrays import load_prepared
-from dfgan.gan import training as gan_module
+from dfgan.gan import pairs as pairs_module
 from dfgan.gan.config import GanConfig, GanRunOptions
 from dfgan.gan.fid import FIDLoss, write_reference_stats
+from dfgan.gan.generator import save_generator
 from dfgan.gan.networks import build_generator
 from dfgan.gan.synthesis import SynthesisConfig, synthesize
-from dfgan.gan.training import save_generator, train_gan
+from dfgan.gan.training import train_gan
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,13 +93,13 @@ def test_gan_trains_on_training_rows_only_with_full_fid_batches(
 
     monkeypatch.setattr(FIDLoss, "forward", recording_forward)
     targets_seen: list[int] = []
-    original_pairs = gan_module.unit_targets_and_masks
+    original_pairs = pairs_module.unit_targets_and_masks
 
     def recording_pairs(images: np.ndarray, masks: np.ndarray, device: torch.device) -> Any:
         targets_seen.extend(id_of_pixel(np.asarray(images)[:, 0, 0] / 10.0).tolist())
         return original_pairs(images, masks, device)
 
-    monkeypatch.setattr(gan_module, "unit_targets_and_masks", recording_pairs)
+    monkeypatch.setattr(pairs_module, "unit_targets_and_masks", recording_pairs)
     params = copy.deepcopy(load_params(REPO / "params.yaml"))
     params["data"]["image_size"] = 32
     params["gan"].update(ngf=8, ndf=8, batch_size=4, n_epochs=2, n_epochs_decay=1, checkpoint_every=9,

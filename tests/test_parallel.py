@@ -16,7 +16,7 @@ import psutil
 import pytest
 import yaml
 
-from dfgan.orchestrate import dag, devices, exp_queue, experiments, parallel
+from dfgan.orchestrate import dag, devices, exp_queue, experiments, parallel, stage_scheduler, stage_worker
 from dfgan.orchestrate.dag import StageGraph, parse_dag_dot, stages_to_run
 from tests.pipeline_repo import PROJECT_ROOT, run
 
@@ -44,8 +44,8 @@ def test_parse_dag_dot_reads_stages_and_edges() -> None:
 def test_matrix_and_nested_stage_names_parse() -> None:
     graph = parse_dag_dot('"seg_synth@4-dfgan2x-none";\n"sub/dvc.yaml:train" -> "seg_synth@4-dfgan2x-none";\n')
     assert graph.parents["seg_synth@4-dfgan2x-none"] == {"sub/dvc.yaml:train"}
-    assert parallel.log_path(Path("logs"), "sub/dvc.yaml:train") == Path("logs/sub_dvc.yaml_train.log")
-    assert parallel.log_path(Path("logs"), "train_gan@4-dfgan") == Path("logs/train_gan@4-dfgan.log")
+    assert stage_worker.log_path(Path("logs"), "sub/dvc.yaml:train") == Path("logs/sub_dvc.yaml_train.log")
+    assert stage_worker.log_path(Path("logs"), "train_gan@4-dfgan") == Path("logs/train_gan@4-dfgan.log")
 
 
 def test_stages_to_run_adds_descendants_of_changed_stages_only() -> None:
@@ -366,7 +366,7 @@ def test_ctrl_c_stops_running_stages_cleanly_and_a_rerun_completes(tmp_path: Pat
     stage_pid = int((repo / "slow.pid").read_text())
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=180)  # a loaded machine can be slow to shut the Dask cluster down
-    assert proc.returncode == parallel.EXIT_INTERRUPTED, output
+    assert proc.returncode == stage_worker.EXIT_INTERRUPTED, output
     assert "interrupted" in output and "stopped  slow" in output
     assert not psutil.pid_exists(stage_pid) or psutil.Process(stage_pid).status() == psutil.STATUS_ZOMBIE
     rwlock = json.loads((repo / ".dvc/tmp/rwlock").read_text())
@@ -378,6 +378,67 @@ def test_ctrl_c_stops_running_stages_cleanly_and_a_rerun_completes(tmp_path: Pat
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert locked_stages(repo) == {"slow", "after", "quick"}
     assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+def lock_has(repo: Path, stage: str) -> bool:
+    """Whether dvc.lock has ``stage``; False while DVC is still writing the file."""
+    try:
+        return stage in locked_stages(repo)
+    except (TypeError, yaml.YAMLError):
+        return False
+
+
+# The Dask scheduler drops a worker it has not heard from for max(worker-ttl, 10 heartbeats of 0.5 s) = 5 s here.
+SHORT_WORKER_TTL = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "1s"}
+PAUSE_S = 8.0
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_a_runner_paused_past_the_worker_ttl_exits_naming_the_finished_stages(tmp_path: Path) -> None:
+    """SIGSTOP of the runner (a suspended laptop) stops its local workers' heartbeats; once it continues, the Dask
+    scheduler drops them. The stage running then finishes on its own (a process of its own), but its result never
+    arrives and nothing can run `after`: the runner must notice, exit in bounded time with one line naming what
+    finished and how to resume, and the rerun must finish the rest."""
+    stages: dict[str, dict[str, object]] = {
+        "slow": {"cmd": "python -c \"import pathlib, time; pathlib.Path('slow.started').write_text(''); "
+                        "time.sleep(1); pathlib.Path('s.txt').write_text('s')\"", "outs": ["s.txt"]},
+        "after": {"cmd": WRITE.format(out="t.txt", text="t"), "deps": ["s.txt"], "outs": ["t.txt"]},
+    }
+    repo = make_toy_repo(tmp_path / "toy", stages)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **SHORT_WORKER_TTL}
+    command = [sys.executable, "-m", "dfgan.orchestrate.parallel", "--repo", str(repo), "--workers", "1"]
+    proc = subprocess.Popen(command, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not (repo / "slow.started").exists():
+        assert time.monotonic() < deadline and proc.poll() is None, "the slow stage never started"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGSTOP)
+    paused = time.monotonic()
+    try:
+        while not lock_has(repo, "slow"):  # the stage goes on without the runner, to its end in dvc.lock
+            assert time.monotonic() < paused + 120, "the slow stage never finished"
+            time.sleep(0.2)
+        time.sleep(max(0.0, paused + PAUSE_S - time.monotonic()))
+    finally:
+        proc.send_signal(signal.SIGCONT)
+    try:
+        output, _ = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        pytest.fail(f"the runner still waits 90 s after it lost its worker:\n{output}")
+    assert proc.returncode == stage_scheduler.EXIT_WORKERS_LOST, output
+    lines = [line for line in output.splitlines() if line.startswith("stopped: lost Dask worker(s) ")]
+    assert len(lines) == 1, output
+    assert "finished 1 of 2 stage(s): slow; not finished: after; resume with: python -m dfgan.orchestrate.parallel " \
+           f"--repo {repo} --workers 1 (finished stages are cached and skipped)" in lines[0], lines[0]
+    assert locked_stages(repo) == {"slow"}
+
+    rerun = runner(repo, "--workers", "1")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "1 of 2 stage(s) to run" in rerun.stdout  # `slow` finished and is cached
+    assert locked_stages(repo) == {"slow", "after"}
 
 
 QUEUE_STAGE = """import json, os, pathlib, time

@@ -52,7 +52,7 @@ import cv2
 import numpy as np
 from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__ as npy
 from dfgan.data.phantom import generate_phantom, render_contact_sheet
-from dfgan.data.prepare import prepare_dataset
+from dfgan.data.prepare_siim import prepare_dataset
 
 out = Path(sys.argv[1])
 tree = out / "raw"

@@ -19,9 +19,11 @@ from dfgan.core.params_file import load_params
 from dfgan.core.validation import validate_params
 from dfgan.data.dicom_io import read_dicom, write_dicom
 from dfgan.data.phantom import generate_phantom
-from dfgan.data.prepare import PrepareError, prepare_dataset, read_rle_table, resize_mask
+from dfgan.data.prepare_siim import prepare_dataset
 from dfgan.data.prepared_arrays import load_prepared
+from dfgan.data.prepared_writer import resize_mask
 from dfgan.data.rle import code_reading, decode_union, mask_runs
+from dfgan.data.siim import PrepareError, read_rle_table
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 NATIVE = 256
@@ -397,17 +399,18 @@ def test_a_stale_staging_directory_is_removed_and_git_ignored(phantom_tree: Path
 KILLED_WHILE_WRITING = """
 import sys, time
 from pathlib import Path
-import dfgan.data.prepare as prepare
+import dfgan.data.prepared_writer as writer
+from dfgan.data.prepare_siim import prepare_dataset
 
 def write_then_hang(directory, images, *rest):
     Path(directory).mkdir(parents=True)
     (Path(directory) / "images.npy").write_bytes(b"half")
     time.sleep(120)
 
-prepare.save_prepared = write_then_hang
-prepare.prepare_dataset(sys.argv[1], sys.argv[2] + "/prepared", sys.argv[2] + "/metrics/data.json",
-                        dicom_glob="dicom-images-train/**/*.dcm", rle_csv="train-rle.csv", image_size=64,
-                        test_size=6, sizes=[4, 8], seed=0, workers=1, missing_dicom="report")
+writer.save_prepared = write_then_hang
+prepare_dataset(sys.argv[1], sys.argv[2] + "/prepared", sys.argv[2] + "/metrics/data.json",
+                dicom_glob="dicom-images-train/**/*.dcm", rle_csv="train-rle.csv", image_size=64,
+                test_size=6, sizes=[4, 8], seed=0, workers=1, missing_dicom="report")
 """
 
 

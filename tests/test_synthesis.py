@@ -22,7 +22,7 @@ from dfgan.data.prepared_arrays import load_prepared
 from dfgan.gan.fid import write_reference_stats
 from dfgan.gan.networks import build_generator
 from dfgan.gan.synthesis import SynthesisConfig, synthesize
-from dfgan.gan.training import save_generator
+from dfgan.gan.generator import save_generator
 from tests.fakes import TinyExtractor, blob_xrays, save_fake_prepared
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dfgan.core.rules import REAL, REAL_CONDITIONS
-from dfgan.core.training_log import PLOTS_FOLDER
 
 # The phantom stage (its tree goes to params ``phantom.out_dir``; real data is read from ``data.raw_dir``).
 CONTACT_SHEET = Path("data/raw/phantom_contact_sheet.png")
@@ -37,6 +36,8 @@ SEG_DATA = Path("data/seg")
 SEG_LIVE = Path("dvclive/seg")
 SEG_METRICS = Path("metrics/seg")
 PER_IMAGE_FILE = "per_image.csv"
+# Where a training log's curves go inside its folder: DVCLive's layout (dfgan.core.training_log writes the same).
+PLOTS_FOLDER = Path("plots") / "metrics"
 # The report stage.
 REPORT = Path("metrics/report")
 

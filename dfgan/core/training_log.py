@@ -13,8 +13,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Protocol
 
+from dfgan.core.paths import PLOTS_FOLDER
+
 METRICS_FILE = "metrics.json"
-PLOTS_FOLDER = Path("plots") / "metrics"
 
 
 class TrainingLog(Protocol):

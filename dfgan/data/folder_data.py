@@ -1,5 +1,5 @@
 """A folder dataset (``data.format: folder``): plain image files and binary mask files, read into the same
-images and masks the SIIM-ACR path gives :mod:`dfgan.data.prepare`.
+images and masks the SIIM-ACR path gives :mod:`dfgan.data.prepare_siim`.
 
 Layout under ``data.raw_dir``::
 
@@ -19,7 +19,7 @@ The rules, stated once:
   default 0.5, 0/255 masks, anti-aliased edges and 0/1 masks stored as 0/65535 all work — and a mask whose values
   are only 0 and 1 is taken as it is.
 - **size**: a mask of another size than its image is resized to the image's size with the mask rule of
-  :func:`dfgan.data.prepare.resize_mask` (area coverage at ``data.mask_threshold``), so a thin lesion never vanishes.
+  :func:`dfgan.data.prepared_writer.resize_mask` (area coverage at ``data.mask_threshold``), so a thin lesion never vanishes.
 - **negatives**: an image whose mask has no foreground counts as a negative, exactly as SIIM's ``-1`` rows do;
   an image without any mask file is a negative or an error (``data.missing_mask: negative | error``).
 

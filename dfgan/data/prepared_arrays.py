@@ -1,6 +1,6 @@
 """The prepared dataset: the contract between the ``prepare`` stage and everything downstream.
 
-Layout of ``data/prepared/`` (all written by ``dfgan.data.prepare``):
+Layout of ``data/prepared/`` (all written by ``dfgan.data.prepared_writer``):
 
 - ``images.npy``  uint8 (N, S, S): every kept (positive) image, resized to ``data.image_size``.
 - ``masks.npy``   uint8 (N, S, S) in {0, 1}: the union of that image's pneumothorax regions.

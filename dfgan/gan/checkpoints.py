@@ -27,7 +27,7 @@ CHECKPOINT_FORMAT = 1
 
 @dataclasses.dataclass
 class TrainingState:
-    """What a checkpoint saves and restores of a run (:class:`dfgan.gan.training.GanModels` adds the loss)."""
+    """What a checkpoint saves and restores of a run (:class:`dfgan.gan.step.GanModels` adds the loss)."""
 
     generator: nn.Module
     discriminator: nn.Module

@@ -93,7 +93,7 @@ class GanConfig:
         return epoch % self.checkpoint_every == 0 or epoch == self.total_epochs
 
     def generator_spec(self) -> dict[str, Any]:
-        """What :func:`dfgan.gan.training.load_generator` needs to rebuild G (written as ``generator.json``)."""
+        """What :func:`dfgan.gan.generator.load_generator` needs to rebuild G (written as ``generator.json``)."""
         return {
             "image_size": self.image_size,
             "num_downs": unet_depth(self.image_size),

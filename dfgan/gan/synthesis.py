@@ -30,9 +30,10 @@ from dfgan.core.runtime import resolve_device
 from dfgan.core.settings import Settings, SynthSettings
 from dfgan.data.prepared_arrays import load_prepared
 from dfgan.gan.fid import compute_features, frechet_distance, kid, load_stats
+from dfgan.gan.generator import generate, load_generator
 from dfgan.gan.inception import load_inception
+from dfgan.gan.pairs import make_pairs
 from dfgan.gan.synthetic_sets import PREVIEW_FILE, SYNTHETIC_FILE
-from dfgan.gan.training import generate, load_generator, make_pairs
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,7 @@ def synthesize(
 ) -> dict[str, Any]:
     """Generate the primary and flipped synthetic sets of GAN seed ``seed``, with preview and FID/KID metrics.
 
-    G runs on batches of ``gan.batch_size`` (the size it was trained with; see :func:`dfgan.gan.training.generate`).
+    G runs on batches of ``gan.batch_size`` (the size it was trained with; see :func:`dfgan.gan.generator.generate`).
     The noise seed combines ``synth.seed`` with the GAN seed (:func:`synthesis_seed`).
 
     ``files`` are the generator it reads and what it writes (:func:`dfgan.core.paths.synth_run`); ``stats_dir``

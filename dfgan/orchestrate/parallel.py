@@ -13,7 +13,10 @@ each holds briefly, instead of failing). This module only decides *when* and *wh
 
 Each stage's output goes to ``logs/<stage>.log``; a failed stage stops its descendants only, the other branches
 finish, and the exit status is non-zero with the failed stages and their logs named. Ctrl-C (or SIGTERM) interrupts
-the running stages the way a Ctrl-C in ``dvc repro`` would, so no DVC lock is left held, and rerunning resumes.
+the running stages the way a Ctrl-C in ``dvc repro`` would, so no DVC lock is left held, and rerunning resumes. A
+run whose Dask workers are lost (the scheduler drops a worker that misses its heartbeats: a runner paused past
+``distributed.scheduler.worker-ttl``, a suspended laptop, a dead cluster worker) stops the same way and exits with
+status 75, in one line naming the finished stages and the command that resumes.
 Stages with the longest chain of work behind them start first; the chain is counted in seconds once
 ``logs/durations.json`` holds the stages' earlier run times (the runner keeps it up to date), in stages before.
 
@@ -22,343 +25,30 @@ the least busy GPU that runs fewer than ``--per-gpu`` stages. Every stage gets a
 OMP_NUM_THREADS, MKL_NUM_THREADS and OPENBLAS_NUM_THREADS (:func:`dfgan.orchestrate.devices.thread_share`), unless
 OMP_NUM_THREADS is already set, as torchrun does. ``-S`` and ``--name`` give the runner ``dvc exp run``'s vocabulary
 (:mod:`dfgan.orchestrate.experiments`): the params change as ``dvc exp run -S`` changes them (DVC's own parser), and
-the finished workspace is saved with ``dvc exp save -n NAME``. The stage graph and its order:
-:mod:`dfgan.orchestrate.dag`.
+the finished workspace is saved with ``dvc exp save -n NAME``.
+
+This module is the command line; the stage graph and its order are :mod:`dfgan.orchestrate.dag`, the scheduling
+loop :mod:`dfgan.orchestrate.stage_scheduler`, and what runs on a worker :mod:`dfgan.orchestrate.stage_worker`.
 """
 
 from __future__ import annotations
 
 import argparse
-import heapq
-import itertools
 import os
-import queue
-import re
-import signal
-import subprocess
+import shlex
 import sys
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from dfgan.core.errors import InputError
-from dfgan.orchestrate.dag import (
-    DvcCommandError, StageGraph, changed_stages, dvc_command, load_durations, read_stage_graph, save_durations,
-    stage_priorities, stages_to_run,
-)
+from dfgan.orchestrate.dag import DvcCommandError, changed_stages, load_durations, read_stage_graph, stages_to_run
 from dfgan.orchestrate.devices import (
-    Placement, cluster_thread_shares, detect_gpus, local_slots, place_stage, stage_environment, thread_share,
-    usable_cpus,
+    Placement, cluster_thread_shares, detect_gpus, local_slots, thread_share, usable_cpus,
 )
 from dfgan.orchestrate.experiments import check_experiment_name, restore_files, save_experiment, set_params
-
-EVENT_TOPIC = "dfgan-parallel"
-# Exit status of a run stopped by Ctrl-C, as a shell reports a process killed by SIGINT.
-EXIT_INTERRUPTED = 130
-# How long a stage gets to stop after its SIGINT (DVC releases its locks), then after SIGTERM, before SIGKILL.
-INTERRUPT_GRACE_S = 30.0
-TERMINATE_GRACE_S = 10.0
-POLL_S = 0.5
-
-
-# --- one stage, on a worker ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StageOutcome:
-    stage: str
-    returncode: int
-    seconds: float
-    worker: str
-    device: str
-    log: str
-    cancelled: bool = False
-    ran: bool = True  # False when DVC found the stage unchanged and skipped it
-
-
-def log_path(log_dir: Path, stage: str) -> Path:
-    """``logs/<stage>.log``; a stage of a nested dvc.yaml (``sub/dvc.yaml:name``) gets a flat file name."""
-    return log_dir / (re.sub(r"[/:\\]", "_", stage) + ".log")
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    try:
-        os.killpg(proc.pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def interrupt_stage(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT to the stage's whole process group, as Ctrl-C in a terminal would: DVC ignores SIGINT while its
-    command runs, so the command must get it too. Escalate only if it does not stop."""
-    for sig, grace in ((signal.SIGINT, INTERRUPT_GRACE_S), (signal.SIGTERM, TERMINATE_GRACE_S)):
-        _signal_group(proc, sig)
-        try:
-            proc.wait(grace)
-            return
-        except subprocess.TimeoutExpired:
-            continue
-    _signal_group(proc, signal.SIGKILL)
-    proc.wait()
-
-
-def run_stage(stage: str, repo: str, log_dir: str, cancel_name: str, assigned: str | None,
-              placement: Placement) -> StageOutcome:
-    """Run ``dvc repro -s stage`` on this Dask worker, streaming its output to the stage's log; ``assigned`` is the
-    GPU the runner picked for it (None: the worker's own devices)."""
-    from distributed import Event, get_worker
-
-    worker = get_worker()
-    worker_name = str(worker.name)
-    cancel = Event(cancel_name)
-    threads = placement.worker_threads.get(worker.address, placement.threads)
-    env, device = stage_environment(os.environ, assigned, threads, placement.force_threads)
-    log = log_path(Path(log_dir), stage)
-    shown_log = os.path.relpath(log, repo) if log.is_relative_to(repo) else str(log)
-    if cancel.is_set():
-        return StageOutcome(stage, EXIT_INTERRUPTED, 0.0, worker_name, device, shown_log, cancelled=True, ran=False)
-    worker.log_event(EVENT_TOPIC, {"stage": stage, "worker_name": worker_name, "device": device})
-    log.parent.mkdir(parents=True, exist_ok=True)
-    command = dvc_command("repro", "-s", stage)
-    started = time.monotonic()
-    cancelled = False
-    with log.open("wb") as out:
-        out.write(f"# dvc {' '.join(command[3:])}  (worker {worker_name}, {device}, {time.ctime()})\n".encode())
-        out.flush()
-        # Its own session: a Ctrl-C in the runner's terminal reaches the runner only, which then stops the stage.
-        proc = subprocess.Popen(command, cwd=repo, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            while proc.poll() is None:
-                if cancel.wait(POLL_S):
-                    cancelled = True
-                    interrupt_stage(proc)
-        finally:
-            if proc.poll() is None:
-                interrupt_stage(proc)
-    seconds = time.monotonic() - started
-    ran = "Running stage '" in log.read_text(errors="replace")
-    return StageOutcome(stage, int(proc.returncode), seconds, worker_name, device, shown_log, cancelled, ran)
-
-
-# --- the scheduler loop, on the client -----------------------------------------------------------------------
-
-
-@dataclass
-class RunSummary:
-    done: list[str] = field(default_factory=list)
-    failed: list[StageOutcome] = field(default_factory=list)
-    blocked: dict[str, str] = field(default_factory=dict)  # stage -> the failed ancestor that stopped it
-    cancelled: list[str] = field(default_factory=list)
-    interrupted: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted:
-            return EXIT_INTERRUPTED
-        return 1 if self.failed else 0
-
-
-class _Interrupted(Exception):
-    """Ctrl-C or SIGTERM: the clean cancellation of the running stages."""
-
-
-class _StopRequest:
-    """Signal handler that only records the request; the scheduling loop checks it every ``POLL_S``.
-
-    A handler that raises (or Python's default KeyboardInterrupt) can fire inside Dask's client code, which may
-    swallow the exception: under load a Ctrl-C was then lost and the run went on to the end."""
-
-    def __init__(self) -> None:
-        self.signal_name: str | None = None
-
-    def __call__(self, signum: int, frame: Any) -> None:
-        self.signal_name = signal.Signals(signum).name
-
-    def check(self) -> None:
-        if self.signal_name is not None:
-            raise _Interrupted(self.signal_name)
-
-
-def run_graph(client: Any, graph: StageGraph, repo: Path, log_dir: Path, placement: Placement = Placement(),
-              say: Callable[[str], None] = print) -> RunSummary:
-    """Submit each stage once its parents are done, highest critical path first; one progress line per event.
-
-    With local GPUs (``placement.gpus``) the runner holds a ready stage back until a GPU has a free slot and then
-    hands it that GPU (:func:`dfgan.orchestrate.devices.place_stage`): the stages start in priority order, on the least
-    busy GPU, never more than ``per_gpu`` on one. On a cluster Dask places them, each asking for one ``GPU`` where workers offer it.
-    """
-    from distributed import Event
-
-    total = len(graph.order)
-    kids = graph.children()
-    waiting_on = {name: set(graph.parents[name]) for name in graph.order}
-    durations = load_durations(log_dir)
-    priority = stage_priorities(graph, durations)
-    measured: dict[str, float] = {}
-    gpu_cluster = any("GPU" in (info.get("resources") or {}) for info in client.scheduler_info()["workers"].values())
-    resources = {"GPU": 1} if gpu_cluster else None
-    cancel_name = f"{EVENT_TOPIC}-cancel-{os.getpid()}-{time.time_ns()}"
-    cancel = Event(cancel_name, client=client)
-    started: queue.Queue[dict[str, str]] = queue.Queue()
-    client.subscribe_topic(EVENT_TOPIC, lambda event: started.put(event[1]))
-    summary = RunSummary()
-    futures: dict[Any, str] = {}
-    running: set[str] = set()
-    width = len(str(total))
-    held: list[tuple[float, int, str]] = []  # ready stages waiting for a free GPU slot: (-priority, order, stage)
-    capacity = placement.max_running or len(placement.gpus) * placement.per_gpu
-    device_of: dict[str, str] = {}  # submitted stage -> the GPU it was given
-    on_device: dict[str, int] = {}  # GPU -> stages submitted to it
-    arrival = itertools.count()  # ties in priority: first ready, first started
-
-    def line(state: str, stage: str, detail: str = "") -> None:
-        finished = len(summary.done) + len(summary.failed) + len(summary.blocked)
-        say(f"[{finished:>{width}}/{total}] {state:<8} {stage}{'  ' + detail if detail else ''}")
-
-    def dispatch(stage: str, assigned: str | None) -> None:
-        future = client.submit(run_stage, stage, str(repo), str(log_dir), cancel_name, assigned, placement,
-                               key=f"dvc-repro-{stage}-{time.time_ns()}", pure=False, retries=0,
-                               priority=priority[stage], resources=resources)
-        futures[future] = stage
-
-    def start_held() -> None:
-        while held and len(futures) < capacity:
-            device = place_stage(placement.gpus, placement.per_gpu, on_device)
-            if device is None:
-                return
-            stage = heapq.heappop(held)[2]
-            device_of[stage] = device
-            on_device[device] = on_device.get(device, 0) + 1
-            dispatch(stage, device)
-
-    def submit(stage: str) -> None:
-        line("queued", stage)
-        if placement.gpus:
-            heapq.heappush(held, (-priority[stage], next(arrival), stage))
-            start_held()
-        else:
-            dispatch(stage, "" if placement.hide_gpus else None)
-
-    def drain_started() -> None:
-        while True:
-            try:
-                event = started.get_nowait()
-            except queue.Empty:
-                return
-            if event.get("stage") in futures.values():
-                running.add(event["stage"])
-                line("running", event["stage"], f"on worker {event['worker_name']}, {event['device']}")
-
-    def finish(stage: str, outcome: StageOutcome) -> None:
-        running.discard(stage)
-        if stage in device_of:
-            on_device[device_of.pop(stage)] -= 1
-        if outcome.cancelled:
-            summary.cancelled.append(stage)
-            line("stopped", stage, f"log: {outcome.log}")
-        elif outcome.returncode == 0:
-            summary.done.append(stage)
-            if outcome.ran:
-                measured[stage] = round(outcome.seconds, 1)
-            line("done", stage, f"{outcome.seconds:.1f} s" + ("" if outcome.ran else ", unchanged"))
-            if summary.interrupted:  # finished during the shutdown: keep it, start nothing new
-                return
-            for kid in sorted(kids[stage], key=graph.order.index):
-                waiting_on[kid].discard(stage)
-                if not waiting_on[kid] and kid not in summary.blocked:
-                    submit(kid)
-        else:
-            summary.failed.append(outcome)
-            line("failed", stage, f"exit {outcome.returncode}, log: {outcome.log}")
-            for lost in sorted(graph.descendants([stage]) - summary.blocked.keys(), key=graph.order.index):
-                summary.blocked[lost] = stage
-                line("skipped", lost, f"needs {stage}, which failed")
-        if not summary.interrupted:
-            start_held()
-
-    stop = _StopRequest()
-    previous_int, previous_term = signal.signal(signal.SIGINT, stop), signal.signal(signal.SIGTERM, stop)
-    try:
-        for stage in graph.order:
-            if not waiting_on[stage]:
-                submit(stage)
-        while futures:
-            stop.check()
-            done = _first_done(list(futures), POLL_S)
-            drain_started()
-            for future in done:
-                stage = futures.pop(future)
-                finish(stage, _outcome(future, stage, log_dir))
-    except (KeyboardInterrupt, _Interrupted):
-        summary.interrupted = True
-        drain_started()
-        dropped = len(futures) - len(running) + len(held)
-        say(f"interrupted: stopping {len(running)} running stage(s), dropping {dropped} queued")
-        cancel.set()
-        summary.cancelled.extend(stage for _, _, stage in sorted(held))
-        held.clear()
-        queued = [future for future, stage in futures.items() if stage not in running]
-        client.cancel(queued)
-        for future in queued:
-            summary.cancelled.append(futures.pop(future))
-        _all_done(list(futures), INTERRUPT_GRACE_S + TERMINATE_GRACE_S + 5)
-        for future, stage in list(futures.items()):
-            outcome = _outcome(future, stage, log_dir)
-            finish(stage, outcome)
-    finally:
-        signal.signal(signal.SIGINT, previous_int)
-        signal.signal(signal.SIGTERM, previous_term)
-        client.unsubscribe_topic(EVENT_TOPIC)
-        save_durations(log_dir, measured)
-    return summary
-
-
-def _first_done(futures: list[Any], timeout: float) -> list[Any]:
-    """The futures done within ``timeout`` (none if none is), without raising on the timeout."""
-    from distributed import wait
-
-    try:
-        return list(wait(futures, timeout=timeout, return_when="FIRST_COMPLETED").done)
-    except TimeoutError:
-        return []
-
-
-def _all_done(futures: list[Any], timeout: float) -> None:
-    from distributed import wait
-
-    try:
-        wait(futures, timeout=timeout)
-    except TimeoutError:
-        pass
-
-
-def _outcome(future: Any, stage: str, log_dir: Path) -> StageOutcome:
-    """The stage's outcome, or a failure carrying the error if the task itself broke (worker lost, ...)."""
-    log = str(log_path(log_dir, stage))
-    if future.status == "finished":
-        outcome: StageOutcome = future.result()
-        return outcome
-    if future.status == "cancelled":
-        return StageOutcome(stage, EXIT_INTERRUPTED, 0.0, "?", "?", log, cancelled=True, ran=False)
-    error = future.exception() if future.status == "error" else f"task {future.status}"
-    return StageOutcome(stage, 1, 0.0, "?", "?", f"{log} (runner: {error!r})")
-
-
-def report_summary(summary: RunSummary, say: Callable[[str], None] = print) -> None:
-    for outcome in summary.failed:
-        say(f"FAILED: stage '{outcome.stage}' (exit {outcome.returncode}); see {outcome.log}")
-    if summary.blocked:
-        say(f"not run because an upstream stage failed: {', '.join(summary.blocked)}")
-    if summary.interrupted:
-        say(f"interrupted; {len(summary.done)} stage(s) finished and are cached; run the same command again to go on")
-    elif not summary.failed:
-        say(f"all {len(summary.done)} stage(s) done")
-
-
-# --- command line --------------------------------------------------------------------------------------------
+from dfgan.orchestrate.stage_scheduler import report_summary, run_graph
+from dfgan.orchestrate.stage_worker import EXIT_INTERRUPTED, run_stage
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -456,6 +146,7 @@ def cluster_placement(client: Any, threads_per_stage: int | None) -> Placement:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     repo = args.repo.resolve()
     log_dir = args.log_dir if args.log_dir.is_absolute() else repo / args.log_dir
@@ -519,7 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
         if cluster is not None:
             cluster.close()
-    report_summary(summary, say=lambda text: print(text, file=sys.stderr if summary.exit_code else sys.stdout))
+    command = shlex.join(["python", "-m", "dfgan.orchestrate.parallel", *argv])
+    report_summary(summary, say=lambda text: print(text, file=sys.stderr if summary.exit_code else sys.stdout),
+                   command=command)
     if summary.exit_code:
         if args.name:
             print(f"experiment '{args.name}' not saved: run the same command again to finish it", file=sys.stderr)

@@ -110,7 +110,7 @@ CONTROL_TITLES = {REAL_REPEATED: "R ×2 (control)", REAL_FLIPPED: "R + flip (con
 
 def variant_title(variant: str, weights: dict[str, float] | None = None) -> str:
     """``DF-GAN (λ_FID 0.01)``: a variant's title with its FID-loss weight (``weights``: variant -> weight, as
-    :func:`dfgan.gan.training.variant_lambda_fid` gives them) so that every number names its weight."""
+    :func:`dfgan.core.settings.variant_lambda_fid` gives them) so that every number names its weight."""
     name = VARIANT_TITLES.get(variant, variant)
     weight = (weights or {}).get(variant)
     return f"{name} (λ_FID {weight:g})" if weight else name
