@@ -228,7 +228,6 @@ def test_check_reports_missing_data_and_too_few_positives(tmp_path: Path, monkey
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_dvc_repro_stops_at_the_first_stage_on_bad_params(tmp_path: Path) -> None:
     repo = make_pipeline_repo(tmp_path / "repo", {"seg": {"flipped_variants": ["dfgan", "dfgan3x"]}})
     result = run_cmd(["dvc", "repro"], repo, check=False)

@@ -13,7 +13,7 @@ import torch
 
 from benchmarks.throughput import planned_work
 from dfgan.core.params_file import load_settings
-from dfgan.core.settings import with_values
+from dfgan.core.settings import gan_seeds_at, with_values
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = re.compile(r"python3? (-m benchmarks\.\w+|benchmarks/\w+\.py)")
@@ -212,7 +212,10 @@ def test_estimate_from_results_runs_without_timing_anything(tmp_path: Path, caps
     estimate.main(["--params", str(ROOT / "params_paper.yaml"), "--from-results", str(results), "--per-gpu", "4"])
     out = capsys.readouterr().out
     assert "NVIDIA H100 80GB HBM3 79 GiB" in out and "4 GAN run(s) at a time per GPU" in out
-    assert re.search(r"^train_gan \(dfgan\)\s+18\s+[\d,]+ GAN steps\s+0\.0208\s+[\d.]+ h\s+4 concurrent", out, re.M), out
+    paper = load_settings(ROOT / "params_paper.yaml")
+    gans = sum(len(gan_seeds_at(paper, size)) for size in paper.sizes)  # 12 seeds at 50 and 100, 3 elsewhere: 36
+    assert gans == 36
+    assert re.search(rf"^train_gan \(dfgan\)\s+{gans}\s+[\d,]+ GAN steps\s+0\.0208\s+[\d.]+ h\s+4 concurrent", out, re.M), out
     assert re.search(r"^total \(one GPU\)\s+-$", out, re.M), out  # synthesis unmeasured: no total
 
 

@@ -245,7 +245,6 @@ def test_check_counts_a_folder_dataset(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.e2e
 def test_dvc_repro_runs_a_folder_dataset_through_the_report(tmp_path: Path) -> None:
     from tests.pipeline_repo import make_pipeline_repo, run
 

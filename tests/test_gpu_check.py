@@ -57,6 +57,7 @@ def running(pid: int) -> bool:
     return True
 
 
+@pytest.mark.slow  # over 5 s: outside the fast tier
 def test_the_driver_reports_every_step_in_order_and_skips_what_is_past_its_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -111,6 +111,7 @@ def test_a_file_missing_a_tensor_is_refused_naming_it(eager) -> None:
         load_torchscript_tensors(FIDInceptionV3(), tensors, "cut.pt")
 
 
+@pytest.mark.slow  # over 5 s: outside the fast tier
 def test_the_fid_with_the_eager_network_equals_the_torchscript_one(eager, scripted) -> None:
     real_images, _ = blob_xrays(10, 64, seed=11)
     other_images, _ = blob_xrays(10, 64, seed=12, lesion_contrast=60.0)

@@ -293,6 +293,7 @@ def test_equivalence_needs_both_one_sided_tests() -> None:
         equivalent(tight, margin=0.0, alpha=0.05)
 
 
+@pytest.mark.slow  # over 5 s: outside the fast tier
 def test_equivalence_false_claims_are_rare_at_the_margin() -> None:
     # A true difference exactly at the margin must be called equivalent in at most alpha of runs.
     rng = np.random.default_rng(9)

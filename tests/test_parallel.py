@@ -312,7 +312,6 @@ def locked_stages(repo: Path) -> set[str]:
     return set(yaml.safe_load(lock.read_text())["stages"]) if lock.exists() else set()
 
 
-@pytest.mark.e2e
 @pytest.mark.slow
 def test_failed_stage_stops_its_descendants_only_and_a_rerun_resumes(tmp_path: Path) -> None:
     stages: dict[str, dict[str, object]] = {
@@ -342,7 +341,6 @@ def test_failed_stage_stops_its_descendants_only_and_a_rerun_resumes(tmp_path: P
     assert "nothing to do: all 5 stage(s) are up to date" in runner(repo).stdout
 
 
-@pytest.mark.e2e
 @pytest.mark.slow
 def test_ctrl_c_stops_running_stages_cleanly_and_a_rerun_completes(tmp_path: Path) -> None:
     # `slow` records its pid, then waits while the file `hold` exists (at most a minute).
@@ -393,7 +391,6 @@ SHORT_WORKER_TTL = {"DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "1s"}
 PAUSE_S = 8.0
 
 
-@pytest.mark.e2e
 @pytest.mark.slow
 def test_a_runner_paused_past_the_worker_ttl_exits_naming_the_finished_stages(tmp_path: Path) -> None:
     """SIGSTOP of the runner (a suspended laptop) stops its local workers' heartbeats; once it continues, the Dask
@@ -455,7 +452,6 @@ json.dump({"x2": 2 * x, "device": os.environ.get("CUDA_VISIBLE_DEVICES", "unset"
 """
 
 
-@pytest.mark.e2e
 @pytest.mark.slow
 def test_queued_experiments_run_concurrently_each_on_its_own_device(tmp_path: Path) -> None:
     stages: dict[str, dict[str, object]] = {
@@ -507,7 +503,6 @@ def most_at_once(intervals: list[tuple[float, float]]) -> int:
     return peak
 
 
-@pytest.mark.e2e
 @pytest.mark.slow
 def test_per_gpu_puts_at_most_k_stages_on_each_device_with_a_thread_share(tmp_path: Path) -> None:
     names = [f"s{i}" for i in range(6)]
@@ -535,7 +530,6 @@ def test_per_gpu_puts_at_most_k_stages_on_each_device_with_a_thread_share(tmp_pa
 TOY_METRIC = "python -c \"import json, yaml; x = yaml.safe_load(open('toy.yaml'))['x']; json.dump({'x2': 2 * x}, open('m.json', 'w'))\""
 
 
-@pytest.mark.e2e
 @pytest.mark.slow
 def test_set_param_and_name_save_the_run_as_an_experiment(tmp_path: Path) -> None:
     stages: dict[str, dict[str, object]] = {

@@ -15,7 +15,7 @@ import yaml
 from dfgan.orchestrate.parallel import EXIT_INTERRUPTED
 from tests.pipeline_repo import ReproducedPipeline, make_pipeline_repo, reproducible_results, run, stages_run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def locked_stages(repo: Path) -> set[str]:

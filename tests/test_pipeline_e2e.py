@@ -13,7 +13,7 @@ import yaml
 from dfgan.data.phantom import generate_phantom
 from tests.pipeline_repo import ReproducedPipeline, make_pipeline_repo, run, stages_run
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def test_phantom_and_prepare_repro(tmp_path: Path) -> None:

@@ -89,6 +89,7 @@ torch.save({"state": model.state_dict(), "next_draw": torch.rand(4)}, sys.argv[1
 """
 
 
+@pytest.mark.slow  # over 5 s: outside the fast tier
 def test_the_file_gives_the_model_that_smp_builds_from_a_prefilled_hub_cache(tmp_path: Path) -> None:
     # The documented alternative: the Hugging Face cache layout smp 0.6 reads (HF_HUB_CACHE, HF_HUB_OFFLINE=1).
     state = rgb_encoder_state(seed=5)

@@ -37,8 +37,8 @@ def test_every_key_has_its_typed_form(profile: str) -> None:
         value, written = value_at(settings, dotted), value_at_dict(params, dotted)
         if isinstance(rule, Section):
             assert dataclasses.is_dataclass(value), dotted
-        elif isinstance(rule, ListOf):
-            assert isinstance(value, tuple) and list(value) == written, dotted
+        elif isinstance(rule, ListOf) or (isinstance(rule, Nullable) and isinstance(rule.inner, ListOf)):
+            assert (value is None and written is None) or (isinstance(value, tuple) and list(value) == written), dotted
         elif isinstance(rule, Float) or (isinstance(rule, Nullable) and isinstance(rule.inner, Float)):
             inner = rule if isinstance(rule, Float) else rule.inner
             assert value == written and (value is None or type(value) is (type(written) if inner.as_written
