@@ -367,3 +367,17 @@ def test_the_readme_lists_every_report_file_as_the_run_prints_them(tmp_path: Pat
     for name in REPORT_FILES:
         (out / name).write_text("")
     assert results_guide(out) in readme, "README's 'Results:' block differs from `python -m stages.report --where`"
+
+
+def test_the_banner_says_why_the_gan_contrasts_cannot_be_read() -> None:
+    from dfgan.report.questions import banner
+
+    def oracle(significant: bool, equivalent: bool) -> dict:
+        return {(50, "real+fresh", "classic", "real"): {"family": "oracle", "significant": significant,
+                                                         "equivalent": equivalent}}
+
+    assert banner(oracle(True, False), {}) is None
+    assert "could not detect its own oracle gain" in banner(oracle(False, False), {})
+    small = banner(oracle(False, True), {})  # the v3 evidence run with augmentation: +0.005, within +-0.05
+    assert "less than the equivalence margin" in small and "More U-Net++ seeds" not in small
+    assert "No positive control" in banner({}, {})
