@@ -188,7 +188,7 @@ def test_command_line_choices_must_be_in_the_params(
         run_stage(importlib.import_module("stages.train_seg").main)
     assert exit_info.value.code == INPUT_ERROR_EXIT
     assert capsys.readouterr().err == (
-        "error: params.yaml: condition 'dfgan3x' is not trained by these params (they train real, real2x, pix2pix, "
+        "error: params.yaml: condition 'dfgan3x' is not trained by these params (they train real, real2x, real+fresh, pix2pix, "
         "dfgan, dfgan2x); see seg.real_conditions, variants and seg.flipped_variants\n"
     )
 

@@ -58,8 +58,8 @@ def test_planned_work_counts_the_demo_profile_by_hand() -> None:
 
 def test_planned_work_of_the_paper_profile() -> None:
     work = {w.stage: w for w in planned_work(load_settings(ROOT / "params_paper.yaml"))}
-    # sizes x GAN seeds, and 9 more GAN seeds at sizes 50 and 100 (gan.extra_seeds at gan.extra_sizes).
-    assert work["train_gan (dfgan)"].runs == 6 * 3 + 2 * 9
+    # sizes x GAN seeds, and 22 more GAN seeds at sizes 50 and 100 (gan.extra_seeds at gan.extra_sizes).
+    assert work["train_gan (dfgan)"].runs == 6 * 3 + 2 * 22
     assert work["train_gan (dfgan)"].units > 1_000_000  # about 392,000 steps per GAN seed
 
 
@@ -213,8 +213,8 @@ def test_estimate_from_results_runs_without_timing_anything(tmp_path: Path, caps
     out = capsys.readouterr().out
     assert "NVIDIA H100 80GB HBM3 79 GiB" in out and "4 GAN run(s) at a time per GPU" in out
     paper = load_settings(ROOT / "params_paper.yaml")
-    gans = sum(len(gan_seeds_at(paper, size)) for size in paper.sizes)  # 12 seeds at 50 and 100, 3 elsewhere: 36
-    assert gans == 36
+    gans = sum(len(gan_seeds_at(paper, size)) for size in paper.sizes)  # 25 seeds at 50 and 100, 3 elsewhere: 62
+    assert gans == 62
     assert re.search(rf"^train_gan \(dfgan\)\s+{gans}\s+[\d,]+ GAN steps\s+0\.0208\s+[\d.]+ h\s+4 concurrent", out, re.M), out
     assert re.search(r"^total \(one GPU\)\s+-$", out, re.M), out  # synthesis unmeasured: no total
 

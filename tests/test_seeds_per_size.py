@@ -21,10 +21,10 @@ from tests.pipeline_repo import PROJECT_DIRS, PROJECT_FILES, run, stages_run
 
 def test_seeds_at_each_size() -> None:
     settings = load_settings(ROOT / "params_paper.yaml")
-    assert gan_seeds_at(settings, 50) == tuple(range(12)) and gan_seeds_at(settings, 2000) == (0, 1, 2)
-    assert seg_seeds_at(settings, 100) == tuple(range(12)) and seg_seeds_at(settings, 250) == (0, 1, 2)
+    assert gan_seeds_at(settings, 50) == tuple(range(25)) and gan_seeds_at(settings, 2000) == (0, 1, 2)
+    assert seg_seeds_at(settings, 100) == tuple(range(25)) and seg_seeds_at(settings, 250) == (0, 1, 2)
     run = seg_inputs(settings, seg_args(["--size", "50", "--condition", "dfgan", "--aug", "classic"]))
-    assert run.config.seeds == tuple(range(12)) and run.gan_seeds == tuple(range(12))
+    assert run.config.seeds == tuple(range(25)) and run.gan_seeds == tuple(range(25))
     base = seg_inputs(settings, seg_args(["--size", "500", "--condition", "real", "--aug", "none"]))
     assert base.config.seeds == (0, 1, 2) and base.gan_seeds == ()
 
@@ -33,7 +33,7 @@ def test_seeds_at_each_size() -> None:
     ({"gan": {"extra_sizes": [75]}}, "gan.extra_sizes: [75] are not in sizes"),
     ({"gan": {"extra_seeds": []}}, "gan.extra_seeds: is empty while gan.extra_sizes is not"),
     ({"gan": {"extra_seeds": [2, 3]}}, "gan.extra_seeds: [2] are in gan.seeds already"),
-    ({"seg": {"extra_seeds": [3, 4]}}, "size 50: 12 GAN seeds but 5 U-Net++ seeds; size 100: 12 GAN seeds but 5"),
+    ({"seg": {"extra_seeds": [3, 4]}}, "size 50: 25 GAN seeds but 5 U-Net++ seeds; size 100: 25 GAN seeds but 5"),
 ])
 def test_bad_extra_seeds_are_one_line_each(changes: dict, message: str) -> None:
     params = load_profile("params_paper.yaml")
@@ -54,7 +54,7 @@ def test_default_and_evidence_profiles_keep_their_stages() -> None:
         f"seg_real@{size}-real+fresh-{aug}" for size in (12, 24) for aug in ("none", "classic")}
 
 
-@pytest.mark.slow  # dvc repro --dry over the ~230 stages of the paper profile
+@pytest.mark.slow  # dvc repro --dry over the ~280 stages of the paper profile
 def test_dvc_repro_dry_lists_exactly_the_planned_stages_per_size(tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -74,7 +74,7 @@ def test_dvc_repro_dry_lists_exactly_the_planned_stages_per_size(tmp_path: Path)
     for size in settings.sizes:
         gans = len(settings.variants) * len(gan_seeds_at(settings, size))
         assert per_size[("train_gan", size)] == per_size[("synthesize", size)] == gans, size
-    assert per_size[("train_gan", 50)] == 2 * 12 and per_size[("train_gan", 2000)] == 2 * 3
+    assert per_size[("train_gan", 50)] == 2 * 25 and per_size[("train_gan", 2000)] == 2 * 3
     conditions = len(settings.seg.real_conditions) + len(settings.variants) + len(settings.seg.flipped_variants)
     seg = Counter(int(name.split("@")[1].split("-")[0]) for name in ran if name.startswith("seg_"))
     assert all(seg[size] == 2 * conditions for size in settings.sizes)
