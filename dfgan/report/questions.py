@@ -133,9 +133,9 @@ def banner(deltas: Deltas, skipped: dict[RunKey, str]) -> str | None:
         if all(d["equivalent"] for d in oracle):
             # More replicates would not help: the oracle gain itself is shown to be small.
             return ("> **Fresh real images added no detectable gain here, and less than the equivalence margin** "
-                    "(R + fresh − R is equivalent to 0 at every declared size): there is no gain of this size for a "
-                    "GAN to approach, so a GAN contrast here asks whether synthetic images cost Dice, not whether "
-                    "they help as the paper found; a gain would need another size, augmentation arm or data.")
+                    "(R + fresh − R is equivalent to 0 at every declared size): what a perfect GAN could add is shown "
+                    "to be below the margin, so a GAN contrast here can show synthetic images costing Dice but not a "
+                    "gain above the margin; such a gain needs another size, augmentation arm or data.")
         return ("> **This run could not detect its own oracle gain** (R + fresh − R: as many fresh real images as "
                 "a GAN adds): its GAN contrasts cannot be read. More U-Net++ seeds, GAN seeds or test images "
                 "are needed (questions.md gives each contrast's MDE).")
