@@ -3,6 +3,7 @@ profile's step counts."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -230,3 +231,50 @@ def test_predict_speedup_costs_from_gpu_ratios() -> None:
     _, seg_cpu = stage_cost("seg_real@100-real+paste-classic", params)
     _, seg_gpu = stage_cost("seg_real@100-real+paste-classic", params, {"pix2pix": 0.5, "seg_per_image": 0.01})
     assert seg_gpu / seg_cpu == pytest.approx(0.01 / CPU_COSTS["seg_per_image"])
+
+
+def test_the_recipe_table_counts_failed_and_improving_seeds(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import seg_recipe
+
+    def run(condition: str, aug: str, kept: list[int], rounds: list[int], failed: int) -> dict[str, object]:
+        per_seed = [{"best_round": k, "rounds_run": r} for k, r in zip(kept, rounds)]
+        return {"condition": condition, "aug": aug, "failed": failed,
+                "still_improving": sum(k == r for k, r in zip(kept, rounds)), "seeds": len(kept),
+                "dice_mean": 0.3, "dice_sem": 0.02, "per_seed": per_seed}
+
+    before = tmp_path / "before.json"
+    before.write_text(json.dumps({"runs": [run("real", "none", [1, 11, 15, 1], [5, 15, 15, 5], 2)]}))
+    after = tmp_path / "after.json"
+    after.write_text(json.dumps({"runs": [run("real", "none", [20, 30, 22, 25], [25, 35, 27, 30], 0),
+                                          run("real2x", "classic", [20, 40, 22, 25], [25, 40, 27, 30], 1)]}))
+    seg_recipe.main(["--table", f"before={before}", f"after={after}"])
+    printed = capsys.readouterr().out
+    assert "| real | none | before | 4 | 2 | 1 | 10.0 | 0.300 ± 0.020 |" in printed
+    assert "| real2x | classic | after | 4 | 1 | 1 | 30.5 |" in printed
+    assert printed.index("| real | none | after") < printed.index("| real2x | classic")  # 'none' rows first
+    assert "before: 2 of 4 seeds failed (50.0%) in 1 runs, 0 run(s) with none; still improving at the last round: " \
+           "at most 25% of a run's seeds" in printed
+    assert "after: 1 of 8 seeds failed (12.5%) in 2 runs, 1 run(s) with none" in printed
+
+
+def test_the_shadow_recipe_stops_and_keeps_as_fit_would() -> None:
+    from benchmarks.seg_recipe import ShadowRecipe, shadow_recipe
+
+    model = torch.nn.Linear(1, 1)
+
+    def follow(shadow: ShadowRecipe, curve: list[float]) -> ShadowRecipe:
+        for dice in curve:
+            shadow.see(model, dice)
+        return shadow
+
+    v2 = shadow_recipe("15,4,1")
+    dead = follow(v2.fresh(), [0.08, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.3])  # the v2 failure: round 1 kept
+    assert dead.stopped and (dead.round, dead.best_round) == (5, 1) and dead.val_dice == [0.08, 0.0, 0.0, 0.0, 0.0]
+    ties = follow(v2.fresh(), [0.0, 0.1, 0.1, 0.05, 0.05, 0.05, 0.05, 0.9])  # a tie keeps the later round
+    assert ties.stopped and (ties.round, ties.best_round) == (7, 3)
+    capped = follow(v2.fresh(), [0.01 * k for k in range(1, 40)])  # still improving at its last round
+    assert capped.stopped and (capped.round, capped.best_round) == (15, 15) and len(capped.val_dice) == 15
+    patient = follow(shadow_recipe("40,5,15").fresh(), [0.08] + [0.0] * 20)  # min_rounds holds it to round 15
+    assert patient.stopped and (patient.round, patient.best_round) == (15, 1)
+    assert follow(shadow_recipe("15,null,1").fresh(), [0.0] * 10).stopped is False
+    assert capped.best_state is not None and set(capped.best_state) == {"weight", "bias"}
