@@ -16,7 +16,7 @@ import psutil
 import pytest
 import yaml
 
-from dfgan.orchestrate import dag, devices, exp_queue, experiments, parallel, stage_scheduler, stage_worker
+from dfgan.orchestrate import dag, devices, exp_queue, experiments, parallel, recovery, stage_scheduler, stage_worker
 from dfgan.orchestrate.dag import StageGraph, parse_dag_dot, stages_to_run
 from tests.pipeline_repo import PROJECT_ROOT, run
 
@@ -376,6 +376,38 @@ def test_ctrl_c_stops_running_stages_cleanly_and_a_rerun_completes(tmp_path: Pat
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert locked_stages(repo) == {"slow", "after", "quick"}
     assert "up to date" in run(["dvc", "status"], repo).stdout
+
+
+# What a stage stopped while DVC rewrites .dvc/tmp/rwlock leaves (DVC empties the file, then writes it).
+HALF_WRITTEN_RWLOCK = '{"write": {"out.txt": {"pid": 12'
+
+
+def test_a_half_written_rwlock_is_set_aside_and_a_readable_one_kept(tmp_path: Path) -> None:
+    repo = make_toy_repo(tmp_path / "toy", {"hello": {"cmd": WRITE.format(out="out.txt", text="hi"),
+                                                      "outs": ["out.txt"]}})
+    rwlock = repo / ".dvc/tmp/rwlock"
+    rwlock.parent.mkdir(parents=True, exist_ok=True)
+    assert recovery.set_aside_broken_rwlock(repo) is None  # absent
+    rwlock.write_text('{"write": {}, "read": {}}')
+    assert recovery.set_aside_broken_rwlock(repo) is None and rwlock.exists()  # readable: DVC's business
+    rwlock.write_text(HALF_WRITTEN_RWLOCK)
+    broken = subprocess.run(["dvc", "status"], cwd=repo, text=True, capture_output=True)
+    assert broken.returncode != 0 and "RWLock-file" in broken.stdout + broken.stderr  # the hazard, with this DVC
+    aside = recovery.set_aside_broken_rwlock(repo)
+    assert aside is not None and aside.read_text() == HALF_WRITTEN_RWLOCK and not rwlock.exists()
+    assert run(["dvc", "status"], repo).returncode == 0
+
+
+@pytest.mark.slow
+def test_the_runner_resumes_past_a_half_written_rwlock(tmp_path: Path) -> None:
+    repo = make_toy_repo(tmp_path / "toy", {"hello": {"cmd": WRITE.format(out="out.txt", text="hi"),
+                                                      "outs": ["out.txt"]}})
+    (repo / ".dvc/tmp").mkdir(parents=True, exist_ok=True)
+    (repo / ".dvc/tmp/rwlock").write_text(HALF_WRITTEN_RWLOCK)
+    result = runner(repo, "--workers", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "rwlock was unreadable" in result.stdout and "hello" in locked_stages(repo)
+    assert (repo / "out.txt").read_text() == "hi"
 
 
 def lock_has(repo: Path, stage: str) -> bool:

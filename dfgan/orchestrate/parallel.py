@@ -13,7 +13,8 @@ each holds briefly, instead of failing). This module only decides *when* and *wh
 
 Each stage's output goes to ``logs/<stage>.log``; a failed stage stops its descendants only, the other branches
 finish, and the exit status is non-zero with the failed stages and their logs named. Ctrl-C (or SIGTERM) interrupts
-the running stages the way a Ctrl-C in ``dvc repro`` would, so no DVC lock is left held, and rerunning resumes. A
+the running stages the way a Ctrl-C in ``dvc repro`` would, so no DVC lock is left held, and rerunning resumes (a
+``.dvc/tmp/rwlock`` that a stopped stage left half-written is set aside first: :mod:`dfgan.orchestrate.recovery`). A
 run whose Dask workers are lost (the scheduler drops a worker that misses its heartbeats: a runner paused past
 ``distributed.scheduler.worker-ttl``, a suspended laptop, a dead cluster worker) stops the same way and exits with
 status 75, in one line naming the finished stages and the command that resumes.
@@ -47,6 +48,7 @@ from dfgan.orchestrate.devices import (
     Placement, cluster_thread_shares, detect_gpus, local_slots, thread_share, usable_cpus,
 )
 from dfgan.orchestrate.experiments import check_experiment_name, restore_files, save_experiment, set_params
+from dfgan.orchestrate.recovery import set_aside_broken_rwlock
 from dfgan.orchestrate.stage_scheduler import report_summary, run_graph
 from dfgan.orchestrate.stage_worker import EXIT_INTERRUPTED, run_stage
 
@@ -154,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.name is not None:
             check_experiment_name(repo, args.name)
+        if aside := set_aside_broken_rwlock(repo):
+            print(f"DVC's .dvc/tmp/rwlock was unreadable (a stage was stopped while DVC rewrote it): set aside as "
+                  f"{aside.relative_to(repo)}", flush=True)
         originals = set_params(repo, args.set_params) if args.set_params else {}
         graph = read_stage_graph(repo, args.targets)
         plan = stages_to_run(graph, changed_stages(repo))
