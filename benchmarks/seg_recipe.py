@@ -11,7 +11,9 @@ stops earlier (``--shadow-json`` writes it as a run of its own): the learning ra
 and augmentation draws are fixed by the seed, so the two recipes train identically until the shorter one stops; only
 its stopping rule and kept round differ. The kept round's weights are tested after the run. ``--shadow 15,4,1`` is
 the v2 recipe under the v3 one (40 rounds, patience 5, min_rounds 15, which never stops before round 15); check it
-against a real run of the short recipe (``-S seg.epochs=15 -S seg.patience=4 -S seg.min_rounds=1``) on a few seeds.
+against a real run of the short recipe (``-S seg.epochs=15 -S seg.patience=4 -S seg.min_rounds=1``) on a few seeds:
+``--check-shadow SHADOW.json REAL.json`` compares every seed both hold (kept round, rounds run, validation curve,
+test Dice) and exits 1 on any difference.
 
 Several runs' ``--json`` files side by side, one row per condition and arm, recipe against recipe:
 
@@ -152,13 +154,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shadow", type=shadow_recipe, metavar="ROUNDS,PATIENCE,MIN_ROUNDS",
                         help="also report a shorter recipe's outcome from the same training (see above)")
     parser.add_argument("--shadow-json", type=Path, help="write the shadow recipe's runs here")
+    parser.add_argument("--check-shadow", nargs=2, type=Path, metavar=("SHADOW_JSON", "REAL_JSON"),
+                        help="compare a shadow recipe's seeds with a real run of that recipe and exit")
     parser.add_argument("--table", nargs="+", metavar="LABEL=FILE[,FILE...]",
                         help="print earlier runs' --json files as one table (each label a recipe) and exit")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (1 on a shared machine: two spinning threads on one free core crawl)")
     args = parser.parse_args(argv)
-    if args.table is None and args.size is None:
-        parser.error("--size is required (unless --table)")
+    if args.table is None and args.check_shadow is None and args.size is None:
+        parser.error("--size is required (unless --table or --check-shadow)")
     return args
 
 
@@ -198,15 +202,42 @@ def recipe_table(recipes: dict[str, list[dict[str, Any]]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+SHADOW_KEYS = ("best_round", "rounds_run", "val_dice", "test_dice", "empty_fraction")
+
+
+def check_shadow(shadow_runs: list[dict[str, Any]], real_runs: list[dict[str, Any]]) -> tuple[list[str], int]:
+    """Lines comparing every (condition, aug, seed) both hold, and how many differ in any of :data:`SHADOW_KEYS`."""
+    shadow = {(r["condition"], r["aug"], s["seed"]): s for r in shadow_runs for s in r["per_seed"]}
+    lines, differ = [], 0
+    for run in real_runs:
+        for real in run["per_seed"]:
+            key = (run["condition"], run["aug"], real["seed"])
+            if key not in shadow:
+                continue
+            other = shadow[key]
+            diffs = [k for k in SHADOW_KEYS if other.get(k) != real.get(k)]
+            differ += bool(diffs)
+            lines.append(f"{key[0]}-{key[1]} seed {key[2]}: real kept round {real['best_round']} of "
+                         f"{real['rounds_run']}, test Dice {real['test_dice']:.6f}; shadow {other['best_round']} of "
+                         f"{other['rounds_run']}, {other['test_dice']:.6f}: "
+                         + ("identical" if not diffs else "DIFFER in " + ", ".join(diffs)))
+    return lines, differ
+
+
+def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.check_shadow:
+        lines, differ = check_shadow(*(load_runs([path]) for path in args.check_shadow))
+        print("\n".join(lines) or "no seed in common")
+        print(f"{len(lines) - differ} of {len(lines)} seed(s) identical")
+        return 1 if differ or not lines else 0
     if args.table:
         recipes = {}
         for item in args.table:
             label, _, files = item.partition("=")
             recipes[label] = load_runs([Path(f) for f in files.split(",")])
         print(recipe_table(recipes))
-        return
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     settings = with_values(load_settings(args.params), overrides(args.set))
@@ -263,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
                                                 "size": args.size, "runs": shadow_report}, indent=1) + "\n")
     if args.json:
         args.json.write_text(json.dumps({"overrides": args.set, "size": args.size, "runs": report}, indent=1) + "\n")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -278,3 +278,19 @@ def test_the_shadow_recipe_stops_and_keeps_as_fit_would() -> None:
     assert patient.stopped and (patient.round, patient.best_round) == (15, 1)
     assert follow(shadow_recipe("15,null,1").fresh(), [0.0] * 10).stopped is False
     assert capped.best_state is not None and set(capped.best_state) == {"weight", "bias"}
+
+
+def test_check_shadow_finds_a_seed_that_differs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks import seg_recipe
+
+    seed = {"seed": 0, "best_round": 1, "rounds_run": 5, "val_dice": [0.08, 0.0, 0.0, 0.0, 0.0], "test_dice": 0.03,
+            "empty_fraction": 0.0}
+    shadow, real, other = tmp_path / "shadow.json", tmp_path / "real.json", tmp_path / "other.json"
+    shadow.write_text(json.dumps({"runs": [{"condition": "real", "aug": "none", "per_seed": [seed]}]}))
+    real.write_text(json.dumps({"runs": [{"condition": "real", "aug": "none", "per_seed": [dict(seed)]}]}))
+    other.write_text(json.dumps({"runs": [{"condition": "real", "aug": "none",
+                                           "per_seed": [{**seed, "test_dice": 0.0300001}]}]}))
+    assert seg_recipe.main(["--check-shadow", str(shadow), str(real)]) == 0
+    assert "1 of 1 seed(s) identical" in capsys.readouterr().out
+    assert seg_recipe.main(["--check-shadow", str(shadow), str(other)]) == 1
+    assert "DIFFER in test_dice" in capsys.readouterr().out
