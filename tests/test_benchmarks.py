@@ -294,3 +294,20 @@ def test_check_shadow_finds_a_seed_that_differs(tmp_path: Path, capsys: pytest.C
     assert "1 of 1 seed(s) identical" in capsys.readouterr().out
     assert seg_recipe.main(["--check-shadow", str(shadow), str(other)]) == 1
     assert "DIFFER in test_dice" in capsys.readouterr().out
+
+
+def test_the_recipe_table_in_the_docs_is_the_committed_runs() -> None:
+    """docs/statistics.md's recipe table is recomputed from the JSON files committed beside the study's printout."""
+    from benchmarks.seg_recipe import check_shadow, load_runs, recipe_table
+
+    folder = ROOT / "benchmarks" / "recipe_runs" / "2026-12-07-n50-gan-free"
+    table = recipe_table({"v2": load_runs(sorted(folder.glob("shadow-*.json"))),
+                          "v3": load_runs(sorted(folder.glob("after-*.json")))})
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    docs = (ROOT / "docs" / "statistics.md").read_text()
+    assert len(rows) == 2 + 16 and all(row in docs for row in rows)
+    assert "v3: 0 of 96 seeds failed (0.0%) in 8 runs" in table and "v2: 14 of 96 seeds failed (14.6%)" in table
+    for aug in ("none", "classic"):
+        lines, differ = check_shadow(load_runs([folder / f"shadow-real-{aug}.json"]),
+                                     load_runs([folder / f"before-real-{aug}.json"]))
+        assert len(lines) == 3 and differ == 0
