@@ -14,8 +14,6 @@ import json
 import time
 from pathlib import Path
 
-RWLOCK = Path(".dvc") / "tmp" / "rwlock"
-
 
 def _hardlink_lock(repo: Path) -> bool:
     """DVC's ``core.hardlink_lock`` for this repository (a shared filesystem may need it), as DVC reads it."""
@@ -36,11 +34,12 @@ def set_aside_broken_rwlock(repo: Path) -> Path | None:
     """Move an unreadable ``.dvc/tmp/rwlock`` to ``rwlock.broken-<unix time>`` beside it (kept for a look) and return
     that path; None when the file is absent or reads as JSON (DVC then handles it as always)."""
     from dvc.lock import make_lock
+    from dvc.rwlock import RWLOCK_FILE, RWLOCK_LOCK  # DVC's own names for the file and its guard
 
-    path = repo / RWLOCK
+    path = repo / ".dvc" / "tmp" / RWLOCK_FILE
     if not path.exists() or rwlock_readable(path):
         return None
-    guard = make_lock(str(path.with_name("rwlock.lock")), tmp_dir=str(path.parent),
+    guard = make_lock(str(path.with_name(RWLOCK_LOCK)), tmp_dir=str(path.parent),
                       hardlink_lock=_hardlink_lock(repo), wait=True)
     with guard:  # a live DVC process holds this guard while it rewrites the file: wait for it, then look again
         if not path.exists() or rwlock_readable(path):
