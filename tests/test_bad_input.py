@@ -82,7 +82,7 @@ BAD_PARAMS = [
     ("seg.schedule", "step", "seg.schedule: must be one of steps, epochs, got the text 'step' (did you mean steps?)"),
     ("seg.budget_factor", 0, "seg.budget_factor: must be a number > 0, got 0"),
     ("gan.seeds", [0, 0], "gan.seeds: must not repeat items, got [0, 0]"),
-    ("gan.batch_size", 11, "gan.batch_size: gan.batch_size 11 is larger than the 10 training images of size 12"),
+    ("gan.batch_size", 20, "gan.batch_size: gan.batch_size 20 is larger than the 19 training images of size 24"),
     ("seg.real_conditions", ["real2x"], "seg.real_conditions: must include 'real': every comparison is against it"),
     ("phantom.positive_fraction", -0.1, "phantom.positive_fraction: must be a number in [0, 1], got -0.1"),
     ("gan.mask_channel", "yes", "gan.mask_channel: must be true or false, got the text 'yes'"),
@@ -103,7 +103,7 @@ BAD_PARAMS = [
      "max(sizes) + data.test_size = 48"),
     ("report.gate", ["real+pastee"], "report.gate[0]: 'real+pastee' must be a condition other than R and the "
      "primary's variant 'dfgan'; did you mean real+paste?"),
-    ("report.primary_sizes", [12, 50], "report.primary_sizes: [50] are not in sizes [12, 24]"),
+    ("report.primary_sizes", [24, 50], "report.primary_sizes: [50] are not in sizes [24]"),
     ("report.equivalence_margin", 0, "report.equivalence_margin: must be a number in (0, 1], got 0"),
     ("seg.min_rounds", 0, "seg.min_rounds: must be an integer >= 1, got 0"),
     ("gan.extra_sizes", [24], "gan.extra_seeds: is empty while gan.extra_sizes is not"),

@@ -48,13 +48,13 @@ def test_gpu_check_script_is_valid_bash() -> None:
 
 def test_planned_work_counts_the_demo_profile_by_hand() -> None:
     work = {w.stage: w for w in planned_work(load_settings(ROOT / "params.yaml"))}
-    # sizes 12 and 24, val_fraction 0.2 -> 10 and 19 training images; batch 8 -> 2 + 3 steps per epoch; 8 epochs.
-    assert work["train_gan (pix2pix)"].units == work["train_gan (dfgan)"].units == 8 * (2 + 3)
-    assert work["train_gan (dfgan)"].runs == 2
-    assert work["synthesize"].units == 2 * (2 + 3) * 2  # plain + flipped, both variants
-    # U-Net++: 6 rounds of ceil(2.0 x N_train / 4) steps: 5 (size 12) and 10 (size 24), for 6 conditions (R, R x2,
-    # R + fresh, R + S of both GANs, R + 2S), 2 augs, 2 seeds.
-    assert work["seg (all conditions)"].units == 6 * (5 + 10) * 6 * 2 * 2
+    # size 24, val_fraction 0.2 -> 19 training images; batch 8 -> 3 steps per epoch; 4 epochs.
+    assert work["train_gan (pix2pix)"].units == work["train_gan (dfgan)"].units == 4 * 3
+    assert work["train_gan (dfgan)"].runs == 1
+    assert work["synthesize"].units == 2 * 3 * 2  # plain + flipped, both variants
+    # U-Net++: 4 rounds of ceil(2.0 x 19 / 4) = 10 steps, for 6 conditions (R, R x2, R + fresh, R + S of both GANs,
+    # R + 2S), 2 augs, 2 seeds.
+    assert work["seg (all conditions)"].units == 4 * 10 * 6 * 2 * 2
 
 
 def test_planned_work_of_the_paper_profile() -> None:

@@ -47,11 +47,9 @@ def test_default_and_evidence_profiles_keep_their_stages() -> None:
     for profile in ("params.yaml", "params_evidence.yaml"):
         names = {stage.name for stage in expand(load_profile(profile))}
         assert not [n for n in names if "_extra@" in n]
-    # The default profile's stages are the committed lock's (issue 26 added the oracle's four seg stages).
+    # The default profile's stages are exactly the committed lock's: the committed run is the profile's whole run.
     lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
-    expected = {stage.name for stage in expand(load_profile("params.yaml"))}
-    assert set(lock) <= expected and expected - set(lock) <= {
-        f"seg_real@{size}-real+fresh-{aug}" for size in (12, 24) for aug in ("none", "classic")}
+    assert set(lock) == {stage.name for stage in expand(load_profile("params.yaml"))}
 
 
 @pytest.mark.slow  # dvc repro --dry over the ~280 stages of the paper profile
