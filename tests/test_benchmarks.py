@@ -52,9 +52,9 @@ def test_planned_work_counts_the_demo_profile_by_hand() -> None:
     assert work["train_gan (pix2pix)"].units == work["train_gan (dfgan)"].units == 4 * 3
     assert work["train_gan (dfgan)"].runs == 1
     assert work["synthesize"].units == 2 * 3 * 2  # plain + flipped, both variants
-    # U-Net++: 4 rounds of ceil(2.0 x 19 / 4) = 10 steps, for 6 conditions (R, R x2, R + fresh, R + S of both GANs,
+    # U-Net++: 6 rounds of ceil(2.0 x 19 / 4) = 10 steps, for 6 conditions (R, R x2, R + fresh, R + S of both GANs,
     # R + 2S), 2 augs, 2 seeds.
-    assert work["seg (all conditions)"].units == 4 * 10 * 6 * 2 * 2
+    assert work["seg (all conditions)"].units == 6 * 10 * 6 * 2 * 2
 
 
 def test_planned_work_of_the_paper_profile() -> None:
