@@ -146,9 +146,9 @@ STAGE_COMMANDS = [
     ["stages.phantom"],
     ["stages.prepare"],
     ["stages.fid_stats", "--split", "test"],
-    ["stages.train_gan", "--size", "12", "--variant", "dfgan", "--seed", "0"],
-    ["stages.synthesize", "--size", "12", "--variant", "dfgan", "--seed", "0"],
-    ["stages.train_seg", "--size", "12", "--condition", "real", "--aug", "none"],
+    ["stages.train_gan", "--size", "24", "--variant", "dfgan", "--seed", "0"],
+    ["stages.synthesize", "--size", "24", "--variant", "dfgan", "--seed", "0"],
+    ["stages.train_seg", "--size", "24", "--condition", "real", "--aug", "none"],
     ["stages.report"],
     ["stages.check"],
 ]
@@ -183,7 +183,7 @@ def test_command_line_choices_must_be_in_the_params(
 ) -> None:
     (tmp_path / "params.yaml").write_text((PROJECT_ROOT / "params.yaml").read_text())
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(sys, "argv", ["stages.train_seg", "--size", "12", "--condition", "dfgan3x", "--aug", "none"])
+    monkeypatch.setattr(sys, "argv", ["stages.train_seg", "--size", "24", "--condition", "dfgan3x", "--aug", "none"])
     with pytest.raises(SystemExit) as exit_info:
         run_stage(importlib.import_module("stages.train_seg").main)
     assert exit_info.value.code == INPUT_ERROR_EXIT
