@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from dfgan.core.paths import REPORT_FILES, seg_run
+from dfgan.core.paths import REPORT_FILES, run_label, seg_run
 from dfgan.core.settings import ReportSettings
 from dfgan.data.prepared_arrays import save_prepared
 from dfgan.gan.synthetic_sets import synthetic_path
@@ -21,6 +25,8 @@ from dfgan.report import paper_results
 from dfgan.report.build import ReportConfig, build_report, results_guide
 from dfgan.seg.training_sets import REAL, uses_synthetic
 from stages import report as report_stage
+
+ROOT = Path(__file__).resolve().parents[1]
 
 S = 32
 CONDITIONS = ["real2x", "pix2pix", "dfgan", "dfgan2x"]
@@ -136,9 +142,13 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
     assert "| 0.320 ± 0.010 | +0.120 [+0.120, +0.120] expl., MDE 0.000 |" in (out / "table2.md").read_text()
 
     curve = pd.read_csv(out / "dice_vs_size.csv")
-    plotted = yaml.safe_load((Path(__file__).resolve().parents[1] / "dvc.yaml").read_text())["plots"][0]
-    assert list(curve.columns) == ["size"] + plotted["Dice vs training size"]["y"]["metrics/report/dice_vs_size.csv"]
-    assert curve["size"].tolist() == [16, 100]
+    plotted = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"][0]
+    assert list(curve.columns) == ["size", "run", plotted["Dice vs training size"]["y"]["metrics/report/dice_vs_size.csv"]]
+    assert sorted(set(curve["run"])) == sorted(f"{c}-{a}" for a in ("none", "classic")
+                                               for c in (REAL, "real2x", "real+pix2pix", "real+dfgan", "real+dfgan2x"))
+    assert curve.groupby("run")["size"].apply(list).apply(sorted).tolist() == [[16, 100]] * 10
+    dice = curve.set_index(["size", "run"])["dice"]
+    assert dice[(100, "real+dfgan-classic")] - dice[(100, "real-none")] == pytest.approx(0.2)  # + 0.1 DF-GAN, + 0.1 aug
 
     gains = pd.read_csv(out / "improvement.csv")
     assert list(gains.columns) == ["size"] + [f"{c}-{a}" for a in ("none", "classic") for c in CONDITIONS]
@@ -189,7 +199,7 @@ def test_shrunk_sizes_leave_no_stale_rows(tmp_path: Path) -> None:
     assert json.loads((out / "table1.json").read_text())["sizes"] == [16]
     assert "| 32 |" not in (out / "table1.md").read_text()
     assert "| 32 |" not in (out / "table2.md").read_text()
-    assert pd.read_csv(out / "dice_vs_size.csv")["size"].tolist() == [16]
+    assert set(pd.read_csv(out / "dice_vs_size.csv")["size"]) == {16}
     assert pd.read_csv(out / "improvement.csv")["size"].tolist() == [16]
     assert json.loads((out / "summary.json").read_text())["largest_size"] == 16
 
@@ -241,7 +251,7 @@ def test_report_stage_reads_params_and_writes_metrics_report(tmp_path: Path, mon
     (tmp_path / "metrics").mkdir()
     (data / "metrics" / "seg").rename(tmp_path / "metrics" / "seg")
     (data / "data" / "seg").rename(tmp_path / "data" / "seg")
-    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params.update(sizes=[16], variants=["dfgan"])
     params["seg"].update(real_conditions=["real"], flipped_variants=[])
     params["report"].update(sample_count=2)
@@ -337,6 +347,36 @@ def test_a_skipped_oracle_is_left_out_and_named(tmp_path: Path) -> None:
     assert "skipped: size 32 needs 25 fresh positives" in (paths["out"] / "questions.md").read_text()
     row = next(r for r in json.loads((paths["out"] / "table1.json").read_text())["rows"] if r["size"] == 32)
     assert row["real+fresh"] is None
+    curve = pd.read_csv(paths["out"] / "dice_vs_size.csv")
+    fresh = curve[curve["run"].str.startswith("real+fresh-")]
+    assert sorted(fresh["run"]) == ["real+fresh-classic", "real+fresh-none"] and set(fresh["size"]) == {16}
+
+
+@pytest.mark.parametrize("conditions", [
+    ["real2x", "real+fresh", "pix2pix", "dfgan", "dfgan2x"],  # the default profile's
+    ["real+paste", "real+fresh", "pix2pix", "dfgan"],  # the evidence profile's: no R x2, no R + 2S
+])
+def test_dvc_draws_the_dice_curve_of_any_profile(conditions: list[str], tmp_path: Path) -> None:
+    """`dvc plots show` with the project's plot definition and template draws a line per run the report wrote,
+    whichever conditions the profile trains (a fixed column list in dvc.yaml failed on the evidence profile)."""
+    paths = write_inputs(tmp_path / "inputs", [16, 32], conditions)
+    run_report(paths, [16, 32], conditions)
+    repo = tmp_path / "repo"
+    (repo / "metrics/report").mkdir(parents=True)
+    shutil.copy(paths["out"] / "dice_vs_size.csv", repo / "metrics/report/dice_vs_size.csv")
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=repo, check=True)
+    shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}, sort_keys=False))
+    shown = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "--json", "Dice vs training size"],
+                           cwd=repo, capture_output=True, text=True, check=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    rendered = json.loads(shown.stdout)
+    assert "errors" not in rendered, rendered
+    (plot,) = rendered["data"]["Dice vs training size"]
+    values = plot["content"]["data"]["values"]
+    assert plot["content"]["encoding"]["color"]["field"] == "run"
+    drawn = {(int(v["size"]), v["run"]) for v in values}
+    assert drawn == {(s, run_label(c, a)) for s in (16, 32) for a in ("none", "classic") for c in [REAL, *conditions]}
 
 
 def test_failed_seeds_are_counted_per_run(tmp_path: Path) -> None:
@@ -360,7 +400,7 @@ def test_failed_seeds_are_counted_per_run(tmp_path: Path) -> None:
 
 
 def test_the_readme_lists_every_report_file_as_the_run_prints_them(tmp_path: Path, monkeypatch) -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     monkeypatch.chdir(tmp_path)
     out = Path("metrics/report")
     out.mkdir(parents=True)

@@ -101,15 +101,13 @@ def dice_panels(
 
 
 def dice_vs_size(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> pd.DataFrame:
-    """Wide form for DVC plots: ``size`` and one mean-Dice column per run label (``real-none``, ...); NaN where a
-    run was skipped."""
-    columns = {"size": [int(s) for s in sizes]}
-    for aug in AUGS:
-        for condition in all_conditions(conditions):
-            columns[run_label(condition, aug)] = [
-                results[(int(s), condition, aug)]["dice_mean"] if (int(s), condition, aug) in results else np.nan
-                for s in sizes]
-    return pd.DataFrame(columns)
+    """Long form for DVC plots: one row (``size``, ``run``, ``dice``) per run that was trained, ``run`` its label
+    (``real-none``, ...). Long, not one column per run, so the one plot definition in dvc.yaml (template
+    .dvc/plots/dice_by_run.json, a line per ``run``) draws any profile's conditions; skipped runs have no row."""
+    rows = [{"size": int(s), "run": run_label(condition, aug), "dice": results[(int(s), condition, aug)]["dice_mean"]}
+            for aug in AUGS for condition in all_conditions(conditions) for s in sizes
+            if (int(s), condition, aug) in results]
+    return pd.DataFrame(rows, columns=["size", "run", "dice"])
 
 
 def improvement(results: dict[RunKey, dict], sizes: Sequence[int], conditions: Sequence[str]) -> pd.DataFrame:
