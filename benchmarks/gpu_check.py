@@ -100,7 +100,9 @@ def write_config(out: Path, dry_run: bool, inception: str | None, wheels: str | 
 
 
 def step_command(name: str, config: Path) -> list[str]:
-    """The process of one step."""
+    """The process of one step: item (e) is a module of its own, the others steps of gpu_check_steps."""
+    if name == "concurrent":
+        return [sys.executable, "-u", "-m", "benchmarks.gpu_check_concurrent", str(config)]
     return [sys.executable, "-u", "-m", "benchmarks.gpu_check_steps", name, str(config)]
 
 

@@ -1,6 +1,11 @@
 """Item (e) of the GPU check: K = 1, 2, 4 ``train_gan`` stage processes at once on one GPU, with CUDA graphs, and
 again under CUDA MPS where its daemon can be started.
 
+    python -m benchmarks.gpu_check_concurrent OUT_DIR/check.json
+
+(benchmarks/gpu_check.py runs it as the step ``concurrent``; its records and verdicts are those of
+benchmarks/gpu_check_steps.py, whose ``Report`` it uses.)
+
 The runs train on a prepared set of blob images (tests/fakes.py; on a GPU a pool of 64: 51 training images at the
 check's size, as the phantom's size 64 gave) with the paper profile's GAN and its FID statistics (the fid_stats
 stage), in OUT_DIR/work. Each run gets its share of the CPU cores (as the parallel runner gives its stages), or
@@ -36,12 +41,18 @@ MIN_GROUP_SECONDS = 20  # a group needs at least this long (process start-up, In
 
 def write_params(config: CheckConfig, work: Path, epochs: int) -> Path:
     params = yaml.safe_load(Path(config.params).read_text())
+    # One training size with seeds 0-7 (K runs take seeds 0..K-1): the paper profile's per-size plan (its primary
+    # sizes, extra GAN and U-Net++ seeds at N = 50, 100) names sizes this check does not train, which the params
+    # rules refuse.
     params["sizes"] = [config.conc_pool]
+    params["report"]["primary_sizes"] = None
+    params["seg"].update(seeds=list(range(8)), extra_seeds=[])
     params["data"]["image_size"] = config.size
     params["fid"]["batch_size"] = 32
     params["runtime"]["deterministic"] = False  # the DF-GAN graph needs it off
     params["gan"].update(n_epochs=epochs // 2, n_epochs_decay=epochs - epochs // 2, seeds=list(range(8)), amp=True,
-                         cuda_graphs=True, keep_checkpoint=False, batch_size=config.batch)
+                         cuda_graphs=True, keep_checkpoint=False, batch_size=config.batch,
+                         extra_sizes=[], extra_seeds=[])
     path = work / f"params_{epochs}_epochs.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     return path
@@ -164,3 +175,14 @@ def concurrent(config: CheckConfig, report: Report) -> None:
             stop_mps(mps_directory)
     if not cuda:
         report.check("concurrent graphs", None, f"{NO_CUDA}: the runs asked for gan.cuda_graphs and ran eagerly")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    config, report = CheckConfig.load(argv[0]), Report()
+    concurrent(config, report)
+    return report.exit_status()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

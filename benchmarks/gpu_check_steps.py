@@ -5,7 +5,8 @@
 Steps: ``setup`` (wheels, versions, modules, the Inception file), ``graphs`` (a: CUDA graphs really used and
 captured = eager, a learning-rate scheduler step included, and a resume with graphs), ``timing`` (b: steady-state
 step times), ``profile`` (c: torch.profiler's top kernels), ``memory`` (d: peak memory of one process per model),
-``concurrent`` (e: benchmarks/gpu_check_concurrent.py), ``estimate`` (f). Each prints one line per measurement -
+``estimate`` (f); ``concurrent`` (e) is a module of its own, ``python -m benchmarks.gpu_check_concurrent
+OUT_DIR/check.json``, built on this one's ``CheckConfig`` and ``Report``. Each prints one line per measurement -
 ``TIME``, ``MEMORY``, ``PROFILE``/``KERNEL``, ``CONCURRENT`` records (``key=value``) - and one ``CHECK <item>:
 ok|fail|skipped (why)`` line per verdict. A CUDA-only item on a CPU is ``skipped (no CUDA)``, never passed. Exit
 status: 1 if an item failed, 3 if every item was skipped, else 0.
@@ -391,10 +392,6 @@ def main(argv: list[str] | None = None) -> int:
         memory(config, report, config_path)
     elif name == "memory-one":
         memory_one(config, report, rest[0])
-    elif name == "concurrent":
-        from benchmarks.gpu_check_concurrent import concurrent
-
-        concurrent(config, report)
     else:
         STEPS[name](config, report)
     return report.exit_status()

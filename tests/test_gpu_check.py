@@ -86,6 +86,38 @@ def test_the_step_limits_fit_eight_minutes_on_a_gpu_and_five_in_a_dry_run() -> N
     assert sum(s.limit for s in STEPS) <= 450 and sum(s.dry_limit for s in STEPS) <= 300
 
 
+def test_every_step_is_a_process_whose_module_runs_it(tmp_path: Path) -> None:
+    """Each step's command names a module with a ``main`` that knows the step (no step falls through to a KeyError
+    in its own process); ``concurrent`` is its own module, so gpu_check_steps need not import it back."""
+    import importlib
+
+    from benchmarks import gpu_check_steps
+
+    for step in STEPS:
+        command = gpu_check.step_command(step.name, tmp_path / "check.json")
+        module = importlib.import_module(command[command.index("-m") + 1])
+        assert callable(module.main), step.name
+        if module is gpu_check_steps:
+            assert step.name in gpu_check_steps.STEPS or step.name == "memory", step.name
+        else:
+            assert command[-1] == str(tmp_path / "check.json"), step.name
+    assert "gpu_check_concurrent" not in (ROOT / "benchmarks/gpu_check_steps.py").read_text().split('"""', 2)[2]
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_the_concurrent_runs_params_pass_the_params_rules(dry_run: bool, tmp_path: Path) -> None:
+    """Item (e) trains with a one-size copy of the paper profile; the rules that every stage applies must accept it
+    (a copy that kept the paper's primary sizes and extra seeds failed the whole item before any run)."""
+    from benchmarks.gpu_check_concurrent import write_params
+    from benchmarks.gpu_check_steps import CheckConfig
+    from dfgan.core.params_file import load_settings
+
+    config = CheckConfig.load(str(gpu_check.write_config(tmp_path, dry_run, None, None)))
+    for epochs in (2, config.conc_epochs):
+        settings = load_settings(write_params(config, tmp_path, epochs))
+        assert settings.sizes == (config.conc_pool,) and set(range(max(config.ks))) <= set(settings.gan.seeds)
+
+
 def test_a_step_fails_on_a_failed_item_and_is_skipped_only_when_every_item_was() -> None:
     from benchmarks.gpu_check_steps import SKIPPED_EXIT, Report
 
