@@ -44,13 +44,14 @@ def write_params(config: CheckConfig, work: Path, epochs: int) -> Path:
     # One training size with seeds 0-7 (K runs take seeds 0..K-1): the paper profile's per-size plan (its primary
     # sizes, extra GAN and U-Net++ seeds at N = 50, 100) names sizes this check does not train, which the params
     # rules refuse.
+    seeds = list(range(8))
     params["sizes"] = [config.conc_pool]
     params["report"]["primary_sizes"] = None
-    params["seg"].update(seeds=list(range(8)), extra_seeds=[])
+    params["seg"].update(seeds=seeds, extra_seeds=[])  # as many as the GAN seeds, which the rules ask for
     params["data"]["image_size"] = config.size
     params["fid"]["batch_size"] = 32
     params["runtime"]["deterministic"] = False  # the DF-GAN graph needs it off
-    params["gan"].update(n_epochs=epochs // 2, n_epochs_decay=epochs - epochs // 2, seeds=list(range(8)), amp=True,
+    params["gan"].update(n_epochs=epochs // 2, n_epochs_decay=epochs - epochs // 2, seeds=seeds, amp=True,
                          cuda_graphs=True, keep_checkpoint=False, batch_size=config.batch,
                          extra_sizes=[], extra_seeds=[])
     path = work / f"params_{epochs}_epochs.yaml"

@@ -144,8 +144,7 @@ def test_report_writes_the_papers_layout_beside_ours(tmp_path: Path) -> None:
     curve = pd.read_csv(out / "dice_vs_size.csv")
     plotted = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"][0]
     assert list(curve.columns) == ["size", "run", plotted["Dice vs training size"]["y"]["metrics/report/dice_vs_size.csv"]]
-    assert sorted(set(curve["run"])) == sorted(f"{c}-{a}" for a in ("none", "classic")
-                                               for c in (REAL, "real2x", "real+pix2pix", "real+dfgan", "real+dfgan2x"))
+    assert sorted(set(curve["run"])) == sorted(run_label(c, a) for a in ("none", "classic") for c in [REAL, *CONDITIONS])
     assert curve.groupby("run")["size"].apply(list).apply(sorted).tolist() == [[16, 100]] * 10
     dice = curve.set_index(["size", "run"])["dice"]
     assert dice[(100, "real+dfgan-classic")] - dice[(100, "real-none")] == pytest.approx(0.2)  # + 0.1 DF-GAN, + 0.1 aug
@@ -364,12 +363,13 @@ def test_dvc_draws_the_dice_curve_of_any_profile(conditions: list[str], tmp_path
     repo = tmp_path / "repo"
     (repo / "metrics/report").mkdir(parents=True)
     shutil.copy(paths["out"] / "dice_vs_size.csv", repo / "metrics/report/dice_vs_size.csv")
-    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=repo, check=True)
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
+    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=repo, check=True, env=env)
     shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")
     plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}, sort_keys=False))
     shown = subprocess.run([sys.executable, "-m", "dvc", "plots", "show", "--json", "Dice vs training size"],
-                           cwd=repo, capture_output=True, text=True, check=True, env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+                           cwd=repo, capture_output=True, text=True, check=True, env=env)
     rendered = json.loads(shown.stdout)
     assert "errors" not in rendered, rendered
     (plot,) = rendered["data"]["Dice vs training size"]
